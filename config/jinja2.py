@@ -1,0 +1,57 @@
+"""The Jinja2 environment for site pages (Django's Jinja2 backend)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.messages import get_messages
+from django.middleware.csrf import get_token
+from django.templatetags.static import static
+from django.urls import reverse
+from jinja2 import Environment, pass_context
+from markupsafe import Markup
+
+
+def url(name: str, *args: Any, **kwargs: Any) -> str:
+    return reverse(name, args=args or None, kwargs=kwargs or None)
+
+
+@pass_context
+def csrf_field(context: Any) -> Markup:
+    token = get_token(context["request"])
+    return Markup('<input type="hidden" name="csrfmiddlewaretoken" value="{}">').format(token)
+
+
+def write_key() -> str:
+    """The write key of the source our own pages report to."""
+    from personalize.selectors import web_source_write_key
+
+    return web_source_write_key(settings.P13N_WEB_SOURCE)
+
+
+@pass_context
+def segment_badges(context: Any) -> Markup:
+    from personalize.selectors import profile_id_for_request
+    from segments.selectors import current_segment_slugs
+
+    slugs = current_segment_slugs(profile_id=profile_id_for_request(context["request"]))
+    return Markup("").join(Markup('<span class="badge">{}</span>').format(s) for s in slugs)
+
+
+def environment(**options: Any) -> Environment:
+    from content.templating import slot
+
+    env = Environment(**options)
+    env.globals.update(
+        {
+            "url": url,
+            "static": static,
+            "slot": slot,
+            "csrf_field": csrf_field,
+            "write_key": write_key,
+            "segment_badges": segment_badges,
+            "get_messages": get_messages,
+        }
+    )
+    return env

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils import timezone
+
+from content.models import Block
+from content.rendering import sanitize_html
+
+
+class BlockForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = Block
+        fields = ("slot", "key", "title", "body", "data", "segments", "priority", "is_default", "status")
+        widgets = {"body": forms.Textarea(attrs={"rows": 10, "cols": 90, "style": "font-family: monospace"})}
+
+    def clean_body(self) -> str:
+        return sanitize_html(self.cleaned_data.get("body") or "")
+
+
+@admin.register(Block)
+class BlockAdmin(admin.ModelAdmin[Block]):
+    form = BlockForm
+    list_display = ("title", "slot", "key", "status", "priority", "is_default", "targets")
+    list_filter = ("slot", "status", "is_default")
+    search_fields = ("title", "key")
+    filter_horizontal = ("segments",)
+    prepopulated_fields = {"key": ("title",)}
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).prefetch_related("segments")
+
+    @admin.display(description="targets")
+    def targets(self, block: Block) -> str:
+        names = [s.name for s in block.segments.all()]
+        return ", ".join(names) if names else "everyone"
+
+    def save_model(self, request: HttpRequest, obj: Block, form: Any, change: bool) -> None:
+        obj.updated_at = timezone.now()
+        super().save_model(request, obj, form, change)

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from segments.models import Segment
+
+
+class Block(models.Model):
+    """A piece of content for one slot of a page, shown to the segments it targets."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        PUBLISHED = "published", "Published"
+
+    slot = models.SlugField(max_length=50, db_index=True, help_text="Where it goes, e.g. hero, promo, recs.")
+    key = models.SlugField(max_length=100, unique=True)
+    title = models.CharField(max_length=200)
+    # Sanitized HTML (content.services.block_save cleans it with nh3).
+    body = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True, help_text="Structured data for front-ends.")
+    segments = models.ManyToManyField(
+        Segment,
+        blank=True,
+        related_name="blocks",
+        help_text="Shown to visitors in any of these segments; none means everyone.",
+    )
+    priority = models.IntegerField(default=0, help_text="Higher wins when several blocks match.")
+    is_default = models.BooleanField(
+        default=False, help_text="Shown when no targeted block matches; one per slot."
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["slot"], condition=Q(is_default=True), name="block_one_default_per_slot"
+            ),
+        ]
+        ordering = ["slot", "-priority", "key"]
+
+    def __str__(self) -> str:
+        return f"{self.slot}: {self.title}"

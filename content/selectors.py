@@ -1,0 +1,106 @@
+"""Reads for content: the blocks chosen for a visitor's slots, rendered."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Prefetch
+
+from content.models import Block
+from content.rendering import sanitize_html
+from content.selection import Candidate, choose
+from segments.models import Segment
+from segments.selectors import current_segment_ids, current_segment_slugs
+
+
+@dataclass(frozen=True)
+class RenderedBlock:
+    id: int
+    key: str
+    slot: str
+    title: str
+    html: str
+    data: dict[str, Any]
+    reason: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "key": self.key,
+            "slot": self.slot,
+            "title": self.title,
+            "html": self.html,
+            "data": self.data,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class SlotUpdate:
+    segments: list[str]
+    slots: dict[str, list[dict[str, Any]]]
+
+
+def published_blocks(slots: Iterable[str]) -> list[Block]:
+    return list(
+        Block.objects.filter(slot__in=list(slots), status=Block.Status.PUBLISHED).prefetch_related(
+            Prefetch("segments", queryset=Segment.objects.only("id", "name"))
+        )
+    )
+
+
+def blocks_for_segments(
+    *, slots: Iterable[str], segment_ids: frozenset[int]
+) -> dict[str, list[RenderedBlock]]:
+    """For each slot, the chosen block (an empty list when the slot has none)."""
+    wanted = list(dict.fromkeys(slots))
+    by_slot: dict[str, list[Block]] = {slot: [] for slot in wanted}
+    for block in published_blocks(wanted):
+        by_slot[block.slot].append(block)
+    chosen: dict[str, list[RenderedBlock]] = {}
+    for slot, blocks in by_slot.items():
+        by_id = {block.id: block for block in blocks}
+        candidates = [
+            Candidate(
+                id=block.id,
+                slot=block.slot,
+                key=block.key,
+                priority=block.priority,
+                is_default=block.is_default,
+                segment_ids=frozenset(s.id for s in block.segments.all()),
+                segment_names=tuple(s.name for s in block.segments.all() if s.id in segment_ids),
+            )
+            for block in blocks
+        ]
+        choice = choose(candidates, segment_ids)
+        if choice is None:
+            chosen[slot] = []
+            continue
+        block = by_id[choice.candidate.id]
+        chosen[slot] = [
+            RenderedBlock(
+                id=block.id,
+                key=block.key,
+                slot=block.slot,
+                title=block.title,
+                html=sanitize_html(block.body),
+                data=block.data or {},
+                reason=choice.reason,
+            )
+        ]
+    return chosen
+
+
+def blocks_for_profile(*, profile_id: int | None, slots: Iterable[str]) -> dict[str, list[RenderedBlock]]:
+    return blocks_for_segments(slots=slots, segment_ids=current_segment_ids(profile_id=profile_id))
+
+
+def slot_update_for_profile(*, profile_id: int, slots: list[str]) -> SlotUpdate:
+    """What a live page needs after a change: current segments and its slots' blocks."""
+    blocks = blocks_for_profile(profile_id=profile_id, slots=slots)
+    return SlotUpdate(
+        segments=current_segment_slugs(profile_id=profile_id),
+        slots={slot: [b.as_json() for b in chosen] for slot, chosen in blocks.items()},
+    )

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from personalize.models import Event, Identity, Profile, Source
+from personalize.selectors import recent_events
+from segments.selectors import current_memberships
+
+
+@admin.register(Source)
+class SourceAdmin(admin.ModelAdmin[Source]):
+    list_display = ("name", "write_key", "enabled", "created_at")
+    list_filter = ("enabled",)
+    search_fields = ("name",)
+    readonly_fields = ("created_at",)
+
+
+class IdentityInline(admin.TabularInline[Identity, Profile]):
+    model = Identity
+    extra = 0
+    readonly_fields = ("kind", "value", "created_at")
+    can_delete = False
+
+
+@admin.register(Profile)
+class ProfileAdmin(admin.ModelAdmin[Profile]):
+    list_display = ("id", "ids", "last_seen_at", "created_at")
+    search_fields = ("identities__value",)
+    readonly_fields = (
+        "created_at",
+        "last_seen_at",
+        "next_evaluation_at",
+        "recompute_requested_at",
+        "current_segments",
+        "recent_events",
+    )
+    fields = (
+        "traits",
+        "current_segments",
+        "recent_events",
+        "created_at",
+        "last_seen_at",
+        "next_evaluation_at",
+        "recompute_requested_at",
+    )
+    inlines = [IdentityInline]
+
+    def get_queryset(self, request):  # type: ignore[no-untyped-def]
+        return super().get_queryset(request).prefetch_related("identities")
+
+    @admin.display(description="ids")
+    def ids(self, profile: Profile) -> str:
+        return ", ".join(f"{i.kind}={i.value}" for i in profile.identities.all()[:3])
+
+    @admin.display(description="Current segments")
+    def current_segments(self, profile: Profile) -> SafeString:
+        memberships = current_memberships(profile_id=profile.pk)
+        if not memberships:
+            return format_html("<em>{}</em>", "none")
+        return format_html_join(
+            "",
+            "<div><strong>{}</strong> since {:%Y-%m-%d %H:%M:%S}<br><small>{}</small></div>",
+            (
+                (m.segment.name, m.entered_at, "; ".join(r["text"] for r in m.entry_reason if r.get("held")))
+                for m in memberships
+            ),
+        )
+
+    @admin.display(description="Recent events")
+    def recent_events(self, profile: Profile) -> SafeString:
+        rows = format_html_join(
+            "",
+            "<tr><td>{:%Y-%m-%d %H:%M:%S}</td><td>{}</td><td><code>{}</code></td></tr>",
+            ((e.timestamp, e.name, e.properties) for e in recent_events(profile_id=profile.pk, limit=25)),
+        )
+        return format_html("<table><tr><th>When</th><th>Event</th><th>Properties</th></tr>{}</table>", rows)
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin[Event]):
+    list_display = ("timestamp", "name", "type", "profile", "source")
+    list_filter = ("type", "source")
+    search_fields = ("name", "anonymous_id", "user_id", "message_id")
+    date_hierarchy = "timestamp"
+    list_select_related = ("profile", "source")
+    readonly_fields = [f.name for f in Event._meta.fields]

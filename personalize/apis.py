@@ -1,0 +1,157 @@
+"""Segment-compatible HTTP Tracking API (``/v1/track``, ``/v1/batch``, ...).
+
+Plain Django views rather than DRF: the response codes and bodies must match
+what Segment's client libraries expect to the letter (exactly 200 on success,
+JSON ``{"code", "message"}`` errors).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import zlib
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from personalize.models import Source
+from personalize.selectors import source_by_write_key
+from personalize.services import ingest_messages
+from personalize.tracking import MessageError, TrackedMessage, parse_message
+
+MAX_REQUEST_BYTES = 500 * 1024
+MAX_BATCH_ITEMS = 2500
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _error(exc: ApiError) -> JsonResponse:
+    return JsonResponse({"code": exc.code, "message": exc.message}, status=exc.status)
+
+
+def _body(request: HttpRequest) -> bytes:
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise ApiError(413, "too_large", f"request body over {MAX_REQUEST_BYTES} bytes") from None
+    if len(raw) > MAX_REQUEST_BYTES:
+        raise ApiError(413, "too_large", f"request body over {MAX_REQUEST_BYTES} bytes")
+    if request.headers.get("Content-Encoding", "").lower() == "gzip":
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            raw = inflater.decompress(raw, MAX_REQUEST_BYTES + 1)
+        except zlib.error:
+            raise ApiError(400, "bad_gzip", "Content-Encoding is gzip but the body is not valid gzip") from None
+        if len(raw) > MAX_REQUEST_BYTES or inflater.unconsumed_tail:
+            raise ApiError(413, "too_large", f"decompressed body over {MAX_REQUEST_BYTES} bytes")
+    return raw
+
+
+def _payload(request: HttpRequest) -> dict[str, Any]:
+    try:
+        data = json.loads(_body(request))
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    return data
+
+
+def _source(request: HttpRequest, payload: dict[str, Any]) -> Source:
+    write_key = ""
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("basic "):
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise ApiError(401, "unauthorized", "the Authorization header is not valid Basic auth") from None
+        write_key = decoded.split(":", 1)[0]
+    if not write_key:
+        value = payload.get("writeKey")
+        write_key = value if isinstance(value, str) else ""
+    if not write_key:
+        raise ApiError(401, "unauthorized", "a write key is required (Basic auth user name or writeKey)")
+    source = source_by_write_key(write_key)
+    if source is None or not source.enabled:
+        raise ApiError(401, "unauthorized", "unknown or disabled write key")
+    return source
+
+
+def _ingest(request: HttpRequest, message_type: str | None) -> JsonResponse:
+    received_at = timezone.now()
+    try:
+        payload = _payload(request)
+        source = _source(request, payload)
+        if message_type is None:
+            items = payload.get("batch")
+            if not isinstance(items, list):
+                raise ApiError(400, "invalid_batch", "batch: must be a list of messages")
+            if len(items) > MAX_BATCH_ITEMS:
+                raise ApiError(400, "invalid_batch", f"batch: at most {MAX_BATCH_ITEMS} messages")
+            defaults = {k: payload[k] for k in ("context", "integrations") if k in payload}
+            if "sentAt" in payload:
+                defaults["sentAt"] = payload["sentAt"]
+        else:
+            items = [payload]
+            defaults = {}
+    except ApiError as exc:
+        return _error(exc)
+
+    accepted: list[TrackedMessage] = []
+    rejected: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        try:
+            size = len(json.dumps(item, separators=(",", ":")).encode())
+            accepted.append(
+                parse_message(
+                    item,
+                    message_type=message_type,
+                    received_at=received_at,
+                    defaults=defaults,
+                    encoded_size=size,
+                )
+            )
+        except MessageError as exc:
+            rejected.append({"index": index, "field": exc.field, "message": exc.reason})
+
+    if message_type is not None and rejected:
+        only = rejected[0]
+        return JsonResponse(
+            {"code": "invalid_message", "message": f"{only['field']}: {only['message']}", "field": only["field"]},
+            status=400,
+        )
+    result = ingest_messages(source=source, messages=accepted, received_at=received_at)
+    body: dict[str, Any] = {"success": True}
+    if message_type is None:
+        body.update({"stored": result.stored, "duplicates": result.duplicates, "rejected": rejected})
+    return JsonResponse(body, status=200)
+
+
+def _endpoint(message_type: str | None) -> Any:
+    @csrf_exempt
+    @require_POST
+    def view(request: HttpRequest) -> JsonResponse:
+        return _ingest(request, message_type)
+
+    view.__name__ = f"tracking_{message_type or 'batch'}"
+    return view
+
+
+track = _endpoint("track")
+page = _endpoint("page")
+screen = _endpoint("screen")
+identify = _endpoint("identify")
+group = _endpoint("group")
+alias = _endpoint("alias")
+batch = _endpoint(None)

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from content.selectors import SlotUpdate, slot_update_for_profile
+from personalize import live
+from personalize.services import profile_for_visitor
+from personalize.visitors import visitor_from_cookies
+
+SLOT_NAME = re.compile(r"^[a-z0-9_-]{1,50}$")
+MAX_SLOTS = 20
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_BAD_MESSAGE = 4400
+
+
+class PersonalizeConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+    """One open page of one visitor: receives its segment changes and new blocks.
+
+    The visitor is proven by their own cookie, so a page can only ever listen
+    to its own profile.
+    """
+
+    profile_id: int
+    slots: list[str]
+
+    async def connect(self) -> None:
+        visitor = visitor_from_cookies(self.scope.get("cookies", {}))
+        if visitor is None:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        profile = await database_sync_to_async(profile_for_visitor)(visitor)
+        self.profile_id = profile.pk
+        self.slots = []
+        await self.channel_layer.group_add(live.group_name(self.profile_id), self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "profile_id"):
+            await self.channel_layer.group_discard(live.group_name(self.profile_id), self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "ping":
+            await self.send_json({"type": "pong"})
+        elif kind == "subscribe":
+            slots = content.get("slots")
+            if (
+                not isinstance(slots, list)
+                or len(slots) > MAX_SLOTS
+                or not all(isinstance(s, str) and SLOT_NAME.match(s) for s in slots)
+            ):
+                await self.send_json(
+                    {"type": "error", "field": "slots", "message": f"a list of up to {MAX_SLOTS} slot names"}
+                )
+                return
+            self.slots = list(dict.fromkeys(slots))
+            await self._send_update(entered=[], exited=[])
+        else:
+            await self.send_json({"type": "error", "field": "type", "message": "expected subscribe or ping"})
+
+    async def segments_changed(self, event: dict[str, Any]) -> None:
+        await self._send_update(entered=event["entered"], exited=event["exited"])
+
+    async def profile_merged(self, event: dict[str, Any]) -> None:
+        await self.channel_layer.group_discard(live.group_name(self.profile_id), self.channel_name)
+        self.profile_id = int(event["profile_id"])
+        await self.channel_layer.group_add(live.group_name(self.profile_id), self.channel_name)
+        await self._send_update(entered=[], exited=[])
+
+    async def _send_update(self, *, entered: list[str], exited: list[str]) -> None:
+        update: SlotUpdate = await database_sync_to_async(slot_update_for_profile)(
+            profile_id=self.profile_id, slots=self.slots
+        )
+        await self.send_json(
+            {
+                "type": "update",
+                "entered": entered,
+                "exited": exited,
+                "segments": update.segments,
+                "slots": update.slots,
+            }
+        )

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import secrets
+
+from django.db import models
+from django.utils import timezone
+
+
+def new_write_key() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Source(models.Model):
+    """Where events come from: a site, an app, a server. Authenticated by its write key."""
+
+    name = models.CharField(max_length=100, unique=True)
+    write_key = models.CharField(max_length=64, unique=True, default=new_write_key)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Profile(models.Model):
+    """One person, stitched across the ids they were seen under."""
+
+    traits = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    # Set when new events arrive and cleared by the worker that recomputes; a
+    # conditional update on it coalesces bursts of events into one recompute.
+    recompute_requested_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # The earliest moment any segment's truth for this profile can change with
+    # no new event (a window lapsing); the scheduled sweep recomputes then.
+    next_evaluation_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"Profile {self.pk}"
+
+
+class Identity(models.Model):
+    class Kind(models.TextChoices):
+        ANONYMOUS_ID = "anonymous_id", "Anonymous id"
+        USER_ID = "user_id", "User id"
+
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="identities")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    value = models.CharField(max_length=255)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "value"], name="identity_kind_value_unique"),
+        ]
+        verbose_name_plural = "identities"
+
+    def __str__(self) -> str:
+        return f"{self.kind}={self.value}"
+
+
+class Event(models.Model):
+    """A tracked call (track, page, identify...), stored as received after validation."""
+
+    class Type(models.TextChoices):
+        TRACK = "track"
+        PAGE = "page"
+        SCREEN = "screen"
+        IDENTIFY = "identify"
+        GROUP = "group"
+        ALIAS = "alias"
+
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="events")
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="events")
+    message_id = models.CharField(max_length=255)
+    type = models.CharField(max_length=10, choices=Type.choices)
+    # The name rules match on: the track event's name, or the call type for others.
+    name = models.CharField(max_length=255)
+    properties = models.JSONField(default=dict, blank=True)
+    context = models.JSONField(default=dict, blank=True)
+    anonymous_id = models.CharField(max_length=255, blank=True)
+    user_id = models.CharField(max_length=255, blank=True)
+    # timestamp is corrected for client clock skew; the raw values are kept beside it.
+    timestamp = models.DateTimeField()
+    original_timestamp = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "message_id"], name="event_source_message_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["profile", "name", "timestamp"], name="event_profile_name_ts"),
+            models.Index(fields=["timestamp"], name="event_ts"),
+        ]
+        ordering = ["timestamp", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.timestamp:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,51 @@
+"""Reads for visitors and profiles."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from personalize.models import Event, Identity, Profile, Source
+from personalize.visitors import Visitor
+
+_REQUEST_CACHE = "_p13n_profile_id"
+
+
+def profile_id_for_visitor(visitor: Visitor) -> int | None:
+    """The visitor's profile, preferring the user id; None before their first event."""
+    for kind, value in (
+        (Identity.Kind.USER_ID, visitor.user_id),
+        (Identity.Kind.ANONYMOUS_ID, visitor.anonymous_id),
+    ):
+        if value:
+            found = Identity.objects.filter(kind=kind, value=value).values_list("profile_id", flat=True).first()
+            if found is not None:
+                return found
+    return None
+
+
+def profile_id_for_request(request: HttpRequest) -> int | None:
+    """Looked up once per request: every slot on a page shares the answer."""
+    if not hasattr(request, _REQUEST_CACHE):
+        visitor: Visitor | None = getattr(request, "visitor", None)
+        setattr(request, _REQUEST_CACHE, None if visitor is None else profile_id_for_visitor(visitor))
+    cached: int | None = getattr(request, _REQUEST_CACHE)
+    return cached
+
+
+def recent_events(*, profile_id: int, limit: int = 50) -> QuerySet[Event]:
+    return Event.objects.filter(profile_id=profile_id).order_by("-timestamp", "-id")[:limit]
+
+
+def source_by_write_key(write_key: str) -> Source | None:
+    return Source.objects.filter(write_key=write_key).first()
+
+
+def web_source_write_key(name: str) -> str:
+    """The write key our own pages embed for the JS snippet (created on first use)."""
+    source, _ = Source.objects.get_or_create(name=name)
+    return source.write_key
+
+
+def profile_with_identities(profile_id: int) -> Profile | None:
+    return Profile.objects.prefetch_related("identities").filter(pk=profile_id).first()

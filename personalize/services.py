@@ -1,0 +1,197 @@
+"""Writes for visitors and events: identity resolution and ingestion."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from personalize.models import Event, Identity, Profile, Source
+from personalize.tracking import TrackedMessage
+from personalize.visitors import Visitor
+
+logger = logging.getLogger(__name__)
+
+SERVER_SOURCE = "server"
+
+
+@dataclass
+class IngestResult:
+    stored: int = 0
+    duplicates: int = 0
+    profile_ids: set[int] = field(default_factory=set)
+
+
+# --- identity ---------------------------------------------------------------------------
+
+
+def _identities_of(anonymous_id: str, user_id: str) -> list[tuple[str, str]]:
+    ids = []
+    if user_id:
+        ids.append((Identity.Kind.USER_ID.value, user_id))
+    if anonymous_id:
+        ids.append((Identity.Kind.ANONYMOUS_ID.value, anonymous_id))
+    return ids
+
+
+def resolve_profile(*, anonymous_id: str = "", user_id: str = "") -> Profile:
+    """The profile these ids belong to, creating or stitching as needed.
+
+    A user id already known wins: an anonymous visitor who logs in becomes that
+    user's profile, and the anonymous history is merged into it.
+    """
+    ids = _identities_of(anonymous_id, user_id)
+    if not ids:
+        raise ValueError("a profile needs an anonymous id or a user id")
+    for _attempt in range(3):
+        query = Q()
+        for kind, value in ids:
+            query |= Q(kind=kind, value=value)
+        found = {identity.kind: identity for identity in Identity.objects.filter(query).select_related("profile")}
+        user_identity = found.get(Identity.Kind.USER_ID.value)
+        anon_identity = found.get(Identity.Kind.ANONYMOUS_ID.value)
+        owner = (user_identity or anon_identity).profile if (user_identity or anon_identity) else None
+        try:
+            with transaction.atomic():
+                if owner is None:
+                    owner = Profile.objects.create()
+                if (
+                    user_identity is not None
+                    and anon_identity is not None
+                    and anon_identity.profile_id != user_identity.profile_id
+                ):
+                    merge_profiles(source_id=anon_identity.profile_id, target_id=user_identity.profile_id)
+                for kind, value in ids:
+                    if kind not in found:
+                        Identity.objects.create(profile=owner, kind=kind, value=value)
+            return owner
+        except IntegrityError:
+            # Another request created one of these ids at the same moment: read again.
+            continue
+    raise RuntimeError(f"could not resolve a profile for {ids!r}")
+
+
+def merge_profiles(*, source_id: int, target_id: int) -> None:
+    """Fold ``source`` into ``target``: events, identities and traits move, then
+    ``source`` is deleted and ``target``'s memberships recomputed."""
+    from personalize import live
+    from segments.services import request_recompute
+
+    with transaction.atomic():
+        source = Profile.objects.select_for_update().get(pk=source_id)
+        target = Profile.objects.select_for_update().get(pk=target_id)
+        Event.objects.filter(profile_id=source_id).update(profile_id=target_id)
+        Identity.objects.filter(profile_id=source_id).update(profile_id=target_id)
+        target.traits = {**(source.traits or {}), **(target.traits or {})}
+        target.last_seen_at = max(
+            (t for t in (source.last_seen_at, target.last_seen_at) if t is not None), default=None
+        )
+        target.save(update_fields=["traits", "last_seen_at"])
+        source.delete()
+        request_recompute(profile_ids=[target_id])
+        transaction.on_commit(lambda: live.announce_merge(source_id=source_id, target_id=target_id))
+
+
+def profile_for_visitor(visitor: Visitor) -> Profile:
+    return resolve_profile(anonymous_id=visitor.anonymous_id, user_id=visitor.user_id or "")
+
+
+# --- ingestion --------------------------------------------------------------------------
+
+
+def server_source() -> Source:
+    source, _ = Source.objects.get_or_create(name=SERVER_SOURCE)
+    return source
+
+
+def ingest_messages(
+    *, source: Source, messages: Sequence[TrackedMessage], received_at: datetime
+) -> IngestResult:
+    """Store validated messages once each and queue membership recomputes.
+
+    One transaction: a caller that gets a result knows every message is stored.
+    Duplicate message ids (client retries) are dropped by the unique constraint.
+    """
+    from segments.services import request_recompute
+
+    result = IngestResult()
+    if not messages:
+        return result
+    with transaction.atomic():
+        profiles: dict[tuple[str, str], Profile] = {}
+        for message in messages:
+            key = (message.anonymous_id, message.user_id)
+            if key not in profiles:
+                profiles[key] = resolve_profile(anonymous_id=key[0], user_id=key[1])
+        # A merge during resolution may have deleted a profile resolved earlier.
+        for key, profile in list(profiles.items()):
+            if not Profile.objects.filter(pk=profile.pk).exists():
+                profiles[key] = resolve_profile(anonymous_id=key[0], user_id=key[1])
+
+        rows = [
+            Event(
+                source=source,
+                profile=profiles[(m.anonymous_id, m.user_id)],
+                message_id=m.message_id,
+                type=m.type,
+                name=m.name,
+                properties=m.properties,
+                context=m.context,
+                anonymous_id=m.anonymous_id,
+                user_id=m.user_id,
+                timestamp=m.timestamp or received_at,
+                original_timestamp=m.original_timestamp,
+                sent_at=m.sent_at,
+                received_at=received_at,
+            )
+            for m in messages
+        ]
+        before = Event.objects.filter(source=source, message_id__in=[r.message_id for r in rows]).count()
+        Event.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+        after = Event.objects.filter(source=source, message_id__in=[r.message_id for r in rows]).count()
+        result.stored = after - before
+        result.duplicates = len(rows) - result.stored
+
+        for message in sorted(messages, key=lambda m: m.timestamp or received_at):
+            if message.type in {"identify", "group"} and message.traits:
+                _apply_traits(profiles[(message.anonymous_id, message.user_id)], message.traits)
+        for profile in {p.pk: p for p in profiles.values()}.values():
+            last = Event.objects.filter(profile=profile).aggregate(last=Max("timestamp"))["last"]
+            Profile.objects.filter(pk=profile.pk).update(last_seen_at=last)
+            result.profile_ids.add(profile.pk)
+        request_recompute(profile_ids=result.profile_ids)
+    return result
+
+
+def _apply_traits(profile: Profile, traits: dict[str, Any]) -> None:
+    profile.refresh_from_db(fields=["traits"])
+    profile.traits = {**(profile.traits or {}), **traits}
+    profile.save(update_fields=["traits"])
+
+
+def track_server_event(
+    *, visitor: Visitor, event: str, properties: dict[str, Any] | None = None
+) -> IngestResult:
+    """Record an action the server saw itself (add to cart, checkout)."""
+    from personalize.tracking import parse_message
+
+    now = timezone.now()
+    message = parse_message(
+        {
+            "type": "track",
+            "event": event,
+            "anonymousId": visitor.anonymous_id or None,
+            "userId": visitor.user_id,
+            "properties": properties or {},
+            "context": {"library": {"name": "p13n-server"}},
+        },
+        message_type="track",
+        received_at=now,
+    )
+    return ingest_messages(source=server_source(), messages=[message], received_at=now)

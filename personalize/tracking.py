@@ -1,0 +1,194 @@
+"""Segment-spec messages: parsing and validation, with no database access.
+
+A message that fails gets a :class:`MessageError` naming the field; the API
+reports it per index and keeps the good messages of the same batch.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils.dateparse import parse_datetime
+
+MESSAGE_TYPES = ("track", "page", "screen", "identify", "group", "alias")
+MAX_EVENT_BYTES = 32 * 1024
+MAX_NAME_LENGTH = 255
+# Amounts that can never be negative in a commerce event.
+NON_NEGATIVE_PROPERTIES = ("price", "revenue", "quantity", "total", "value")
+MAX_FUTURE = timedelta(days=1)
+MAX_PAST = timedelta(days=365 * 5)
+
+
+class MessageError(ValueError):
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.reason = message
+
+
+@dataclass(frozen=True)
+class TrackedMessage:
+    type: str
+    name: str
+    message_id: str
+    anonymous_id: str
+    user_id: str
+    properties: dict[str, Any] = field(default_factory=dict)
+    traits: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+    timestamp: datetime | None = None
+    original_timestamp: datetime | None = None
+    sent_at: datetime | None = None
+    previous_id: str = ""
+
+
+def _id(data: Mapping[str, Any], key: str) -> str:
+    value = data.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)  # Segment coerces numeric ids to strings
+    if not isinstance(value, str):
+        raise MessageError(key, "must be a string")
+    value = value.strip()
+    if len(value) > MAX_NAME_LENGTH:
+        raise MessageError(key, f"must be at most {MAX_NAME_LENGTH} characters")
+    return value
+
+
+def _object(data: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise MessageError(key, "must be an object")
+    return value
+
+
+def _time(data: Mapping[str, Any], key: str) -> datetime | None:
+    value = data.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise MessageError(key, "must be an ISO-8601 date-time string")
+    try:
+        parsed = parse_datetime(value.replace("Z", "+00:00"))
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise MessageError(key, f"{value[:40]!r} is not an ISO-8601 date-time")
+    if parsed.tzinfo is None:
+        raise MessageError(key, "must carry a time zone (Z or +00:00)")
+    return parsed
+
+
+def _check_amounts(properties: Mapping[str, Any]) -> None:
+    for key in NON_NEGATIVE_PROPERTIES:
+        value = properties.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise MessageError(f"properties.{key}", "must be a number")
+        if value < 0:
+            raise MessageError(f"properties.{key}", "must not be negative")
+    products = properties.get("products")
+    if isinstance(products, list):
+        for index, product in enumerate(products):
+            if isinstance(product, dict):
+                try:
+                    _check_amounts({k: product.get(k) for k in ("price", "quantity")})
+                except MessageError as exc:
+                    raise MessageError(f"properties.products[{index}].{exc.field.split('.')[-1]}", exc.reason) from None
+
+
+def parse_message(
+    raw: Any,
+    *,
+    message_type: str | None,
+    received_at: datetime,
+    defaults: Mapping[str, Any] | None = None,
+    encoded_size: int | None = None,
+) -> TrackedMessage:
+    """Validate one message. ``message_type`` is fixed by single-call endpoints;
+    in a batch each item names its own. ``defaults`` are a batch's top-level
+    ``context`` and ``integrations``, applied to items that lack them."""
+    if not isinstance(raw, dict):
+        raise MessageError("message", "must be a JSON object")
+    if encoded_size is not None and encoded_size > MAX_EVENT_BYTES:
+        raise MessageError("message", f"is {encoded_size} bytes; the limit is {MAX_EVENT_BYTES}")
+    data = {**(defaults or {}), **raw}
+    kind = message_type or data.get("type")
+    if kind not in MESSAGE_TYPES:
+        raise MessageError("type", f"must be one of {', '.join(MESSAGE_TYPES)}")
+
+    anonymous_id = _id(data, "anonymousId")
+    user_id = _id(data, "userId")
+    if not anonymous_id and not user_id:
+        raise MessageError("userId", "userId or anonymousId is required")
+
+    properties = _object(data, "properties")
+    context = _object(data, "context")
+    traits = _object(data, "traits")
+    if kind == "identify" and not traits:
+        # Some clients send identify traits only in context.traits.
+        context_traits = context.get("traits")
+        traits = context_traits if isinstance(context_traits, dict) else {}
+
+    previous_id = ""
+    if kind == "track":
+        name = _id(data, "event")
+        if not name:
+            raise MessageError("event", "is required for track")
+    elif kind in {"page", "screen"}:
+        name = kind
+        page_name = data.get("name")
+        if page_name is not None and not isinstance(page_name, str):
+            raise MessageError("name", "must be a string")
+        if page_name:
+            properties = {"name": page_name, **properties}
+    elif kind == "alias":
+        name = kind
+        previous_id = _id(data, "previousId")
+        if not previous_id:
+            raise MessageError("previousId", "is required for alias")
+    elif kind == "group":
+        name = kind
+        group_id = _id(data, "groupId")
+        if not group_id:
+            raise MessageError("groupId", "is required for group")
+        properties = {"groupId": group_id, **properties}
+    else:
+        name = kind
+    _check_amounts(properties)
+
+    original = _time(data, "timestamp")
+    sent_at = _time(data, "sentAt")
+    timestamp = original or received_at
+    if original is not None and sent_at is not None:
+        # Correct the client's clock as Segment does.
+        timestamp = received_at - (sent_at - original)
+    if timestamp > received_at + MAX_FUTURE:
+        raise MessageError("timestamp", "is more than a day in the future")
+    if timestamp < received_at - MAX_PAST:
+        raise MessageError("timestamp", "is more than five years in the past")
+
+    message_id = _id(data, "messageId") or str(uuid.uuid4())
+    return TrackedMessage(
+        type=kind,
+        name=name,
+        message_id=message_id,
+        anonymous_id=anonymous_id,
+        user_id=user_id,
+        properties=properties,
+        traits=traits,
+        context=context,
+        timestamp=timestamp,
+        original_timestamp=original,
+        sent_at=sent_at,
+        previous_id=previous_id,
+    )

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+
+from segments.models import Membership, Segment
+from segments.rules import RuleError
+from segments.services import validate_segment_rule
+
+
+class SegmentForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = Segment
+        fields = ("name", "slug", "description", "rule", "is_active")
+        widgets = {"rule": forms.Textarea(attrs={"rows": 16, "cols": 90, "style": "font-family: monospace"})}
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        slug = cleaned.get("slug")
+        if slug and "rule" in cleaned:
+            try:
+                cleaned["rule"] = validate_segment_rule(slug=slug, rule=cleaned["rule"])
+            except RuleError as exc:
+                self.add_error("rule", f"{exc.path}: {exc.reason}")
+        return cleaned
+
+
+@admin.register(Segment)
+class SegmentAdmin(admin.ModelAdmin[Segment]):
+    form = SegmentForm
+    list_display = ("name", "slug", "is_active", "member_count", "updated_at")
+    list_filter = ("is_active",)
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+
+    @admin.display(description="members now")
+    def member_count(self, segment: Segment) -> int:
+        return segment.memberships.filter(exited_at__isnull=True).count()
+
+    def save_model(self, request: HttpRequest, obj: Segment, form: Any, change: bool) -> None:
+        from django.utils import timezone
+
+        obj.updated_at = timezone.now()
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin[Membership]):
+    list_display = ("profile", "segment", "entered_at", "exited_at")
+    list_filter = ("segment", ("exited_at", admin.EmptyFieldListFilter))
+    list_select_related = ("profile", "segment")
+    readonly_fields = ("profile", "segment", "entered_at", "exited_at", "reasons")
+    exclude = ("entry_reason", "exit_reason")
+
+    @admin.display(description="why")
+    def reasons(self, membership: Membership) -> str:
+        return json.dumps({"entry": membership.entry_reason, "exit": membership.exit_reason}, indent=2)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

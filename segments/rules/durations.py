@@ -1,0 +1,34 @@
+"""Durations as editors write them: ``90s``, ``30m``, ``48h``, ``7d``, ``2w``."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_PATTERN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+
+
+class DurationError(ValueError):
+    pass
+
+
+def parse_duration(text: str) -> timedelta:
+    match = _PATTERN.match(text)
+    if match is None:
+        raise DurationError(
+            f"{text!r} is not a duration; write a whole number and a unit: s, m, h, d or w (e.g. 48h)"
+        )
+    amount, unit = int(match.group(1)), match.group(2)
+    if amount == 0:
+        raise DurationError("a duration must be longer than zero")
+    return timedelta(seconds=amount * _UNITS[unit])
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit in ("w", "d", "h", "m"):
+        size = _UNITS[unit]
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

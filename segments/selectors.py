@@ -1,0 +1,88 @@
+"""Reads for segments: definitions, snapshots for the engine, current memberships."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import QuerySet
+
+from personalize.models import Event, Profile
+from segments.models import Membership, Segment
+from segments.rules import EventRecord, ProfileSnapshot, Rule, rule_from_json
+from segments.rules.tree import Aggregate, Recency, Sequence, walk
+
+
+@dataclass(frozen=True)
+class SegmentDefinition:
+    id: int
+    slug: str
+    name: str
+    rule: Rule
+
+
+def active_segment_definitions() -> list[SegmentDefinition]:
+    return [
+        SegmentDefinition(id=s.id, slug=s.slug, name=s.name, rule=rule_from_json(s.rule))
+        for s in Segment.objects.filter(is_active=True).only("id", "slug", "name", "rule")
+    ]
+
+
+def lookback(rules: Iterable[Rule]) -> timedelta | None:
+    """How far back events matter for ``rules``; None means all of history."""
+    longest = timedelta(0)
+    for rule in rules:
+        for node in walk(rule):
+            if isinstance(node, Recency):
+                return None
+            if isinstance(node, Aggregate | Sequence):
+                if node.window.oldest_age is None:
+                    return None
+                extra = node.within if isinstance(node, Sequence) else timedelta(0)
+                longest = max(longest, node.window.oldest_age + extra)
+    return longest
+
+
+def profile_snapshot(
+    *, profile: Profile, event_names: Iterable[str], since: datetime | None
+) -> ProfileSnapshot:
+    """The profile's traits and the events the rules can see, oldest first."""
+    events = Event.objects.filter(profile=profile, name__in=list(event_names))
+    if since is not None:
+        events = events.filter(timestamp__gt=since)
+    records = [
+        EventRecord(name=name, timestamp=ts, properties=props or {}, context=ctx or {})
+        for name, ts, props, ctx in events.order_by("timestamp", "id").values_list(
+            "name", "timestamp", "properties", "context"
+        )
+    ]
+    return ProfileSnapshot(traits=profile.traits or {}, events=records)
+
+
+def current_memberships(*, profile_id: int) -> QuerySet[Membership]:
+    return (
+        Membership.objects.filter(profile_id=profile_id, exited_at__isnull=True)
+        .select_related("segment")
+        .order_by("segment__name")
+    )
+
+
+def current_segment_ids(*, profile_id: int | None) -> frozenset[int]:
+    if profile_id is None:
+        return frozenset()
+    return frozenset(
+        Membership.objects.filter(profile_id=profile_id, exited_at__isnull=True).values_list(
+            "segment_id", flat=True
+        )
+    )
+
+
+def current_segment_slugs(*, profile_id: int | None) -> list[str]:
+    if profile_id is None:
+        return []
+    return list(
+        Membership.objects.filter(profile_id=profile_id, exited_at__isnull=True)
+        .order_by("segment__slug")
+        .values_list("segment__slug", flat=True)
+    )

@@ -1,0 +1,207 @@
+"""Writes for segments: saving definitions and recomputing memberships."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from personalize.models import Profile
+from segments import selectors
+from segments.models import Membership, Segment
+from segments.rules import Evaluation, RuleError, evaluate, referenced_events, rule_from_json, rule_to_json
+from segments.rules.tree import referenced_segments
+from segments.signals import memberships_changed
+
+logger = logging.getLogger(__name__)
+
+# A recompute request older than this whose task never ran (a lost broker
+# message, a crashed worker) is picked up by the scheduled sweep.
+STALE_REQUEST_AFTER = timedelta(seconds=30)
+SWEEP_BATCH = 500
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    profile_id: int
+    entered: list[str] = field(default_factory=list)
+    exited: list[str] = field(default_factory=list)
+    current: list[str] = field(default_factory=list)
+    next_evaluation_at: datetime | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.entered or self.exited)
+
+
+# --- definitions ----------------------------------------------------------------------
+
+
+def validate_segment_rule(*, slug: str, rule: Any) -> dict[str, Any]:
+    """The canonical JSON of ``rule``; raises RuleError naming the field at fault."""
+    parsed = rule_from_json(rule)
+    known = dict(Segment.objects.exclude(slug=slug).values_list("slug", "rule"))
+    graph = {other: referenced_segments(rule_from_json(data)) for other, data in known.items()}
+    graph[slug] = referenced_segments(parsed)
+    for missing in sorted(graph[slug] - set(graph)):
+        raise RuleError("rule", f"refers to segment {missing!r}, which does not exist")
+    _reject_cycles(slug, graph)
+    return rule_to_json(parsed)
+
+
+def _reject_cycles(start: str, graph: dict[str, set[str]]) -> None:
+    path: list[str] = []
+
+    def visit(slug: str) -> None:
+        if slug in path:
+            cycle = " → ".join([*path[path.index(slug) :], slug])
+            raise RuleError("rule", f"segments refer to each other in a cycle: {cycle}")
+        path.append(slug)
+        for child in graph.get(slug, set()):
+            visit(child)
+        path.pop()
+
+    visit(start)
+
+
+@transaction.atomic
+def segment_save(
+    *, slug: str, name: str, rule: Any, description: str = "", is_active: bool = True
+) -> Segment:
+    """Create or update a segment by slug, after validating its rule."""
+    canonical = validate_segment_rule(slug=slug, rule=rule)
+    segment, _ = Segment.objects.update_or_create(
+        slug=slug,
+        defaults={
+            "name": name,
+            "rule": canonical,
+            "description": description,
+            "is_active": is_active,
+            "updated_at": timezone.now(),
+        },
+    )
+    return segment
+
+
+# --- recompute ------------------------------------------------------------------------
+
+
+def request_recompute(*, profile_ids: Iterable[int]) -> None:
+    """Ask for the memberships of these profiles to be recomputed after commit.
+
+    Bursts coalesce: a profile that already has a request waiting is not queued
+    again; the task clears the request when it starts, so events arriving during
+    a recompute queue exactly one more.
+    """
+    from segments.tasks import recompute_profile
+
+    now = timezone.now()
+    for profile_id in sorted(set(profile_ids)):
+        claimed = Profile.objects.filter(id=profile_id, recompute_requested_at__isnull=True).update(
+            recompute_requested_at=now
+        )
+        if claimed:
+            transaction.on_commit(partial(recompute_profile.delay, profile_id))
+
+
+def recompute_profile(*, profile_id: int, now: datetime | None = None) -> MembershipChange:
+    """Re-evaluate every active segment for one profile and write the differences."""
+    definitions = selectors.active_segment_definitions()
+    rules_by_slug = {d.slug: d.rule for d in definitions}
+    event_names: set[str] = set()
+    for definition in definitions:
+        event_names |= referenced_events(definition.rule)
+    lookback = selectors.lookback(rules_by_slug.values())
+
+    with transaction.atomic():
+        profile = Profile.objects.select_for_update().filter(pk=profile_id).first()
+        if profile is None:
+            return MembershipChange(profile_id=profile_id)
+        Profile.objects.filter(pk=profile_id).update(recompute_requested_at=None)
+        # "now" is read under the profile lock, so no event committed before it is missed.
+        now = now or timezone.now()
+        snapshot = selectors.profile_snapshot(
+            profile=profile,
+            event_names=event_names,
+            since=None if lookback is None else now - lookback,
+        )
+        results: dict[int, Evaluation] = {
+            d.id: evaluate(d.rule, snapshot, now, rules_by_slug) for d in definitions
+        }
+        open_memberships = {
+            m.segment_id: m
+            for m in Membership.objects.filter(profile_id=profile_id, exited_at__isnull=True)
+        }
+        entered = [d for d in definitions if results[d.id].matched and d.id not in open_memberships]
+        exited = [
+            m
+            for segment_id, m in open_memberships.items()
+            if segment_id not in results or not results[segment_id].matched
+        ]
+        Membership.objects.bulk_create(
+            Membership(
+                profile_id=profile_id,
+                segment_id=d.id,
+                entered_at=now,
+                entry_reason=_reasons(results[d.id]),
+            )
+            for d in entered
+        )
+        for membership in exited:
+            membership.exited_at = now
+            membership.exit_reason = _reasons(results[membership.segment_id]) if membership.segment_id in results else []
+            membership.save(update_fields=["exited_at", "exit_reason"])
+
+        next_times = [r.next_change_at for r in results.values() if r.next_change_at is not None]
+        next_evaluation_at = min(next_times) if next_times else None
+        Profile.objects.filter(pk=profile_id).update(next_evaluation_at=next_evaluation_at)
+
+        slug_by_id = {d.id: d.slug for d in definitions}
+        change = MembershipChange(
+            profile_id=profile_id,
+            entered=sorted(d.slug for d in entered),
+            exited=sorted(slug_by_id.get(m.segment_id, m.segment.slug) for m in exited),
+            current=sorted(d.slug for d in definitions if results[d.id].matched),
+            next_evaluation_at=next_evaluation_at,
+        )
+        if change.changed:
+            transaction.on_commit(partial(_announce, change))
+    return change
+
+
+def _reasons(evaluation: Evaluation) -> list[dict[str, Any]]:
+    return [{"text": c.text, "held": c.held} for c in evaluation.conditions]
+
+
+def _announce(change: MembershipChange) -> None:
+    memberships_changed.send(
+        sender=MembershipChange,
+        profile_id=change.profile_id,
+        entered=change.entered,
+        exited=change.exited,
+        segments=change.current,
+    )
+
+
+def due_profile_ids(*, now: datetime, limit: int = SWEEP_BATCH) -> list[int]:
+    """Profiles whose memberships may have changed with time, or whose request went stale."""
+    due = Profile.objects.filter(
+        Q(next_evaluation_at__lte=now) | Q(recompute_requested_at__lte=now - STALE_REQUEST_AFTER)
+    )
+    return list(due.order_by("next_evaluation_at").values_list("id", flat=True)[:limit])
+
+
+def recompute_due_profiles(*, now: datetime | None = None) -> int:
+    """Flip memberships whose time has come; returns how many profiles were recomputed."""
+    now = now or timezone.now()
+    profile_ids = due_profile_ids(now=now)
+    for profile_id in profile_ids:
+        recompute_profile(profile_id=profile_id, now=now)
+    return len(profile_ids)

@@ -1,0 +1,192 @@
+/*
+ * <p13n-slot name="hero">: a slot whose block follows the visitor's segments live.
+ * <p13n-segments>: shows the visitor's current segments.
+ *
+ * The server renders the first paint inside the element. One WebSocket per page
+ * (/ws/personalize/) subscribes for every slot on the page; when the visitor's
+ * memberships change the server pushes the newly chosen blocks, already
+ * rendered, and the elements swap them in. If the socket keeps failing, the
+ * page polls the block API instead, and keeps trying the socket with backoff.
+ * No dependencies; works in plain HTML, React and Vue alike.
+ */
+(function (window, document) {
+  "use strict";
+  var POLL_MS = 5000;
+  var PING_MS = 25000;
+  var MAX_BACKOFF_MS = 30000;
+  var FAILURES_BEFORE_POLLING = 2;
+
+  var live = {
+    slots: new Set(),
+    badges: new Set(),
+    socket: null,
+    failures: 0,
+    reconnectTimer: null,
+    pingTimer: null,
+    pollTimer: null,
+    scheduled: false,
+    segments: null,
+    options: { url: null, apiBase: "" }
+  };
+
+  function slotNames() {
+    var names = [];
+    live.slots.forEach(function (el) {
+      var name = el.getAttribute("name");
+      if (name && names.indexOf(name) === -1) names.push(name);
+    });
+    return names;
+  }
+
+  function socketUrl() {
+    if (live.options.url) return live.options.url;
+    var scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    return scheme + "//" + window.location.host + "/ws/personalize/";
+  }
+
+  function apply(message) {
+    var slots = message.slots || {};
+    live.slots.forEach(function (el) {
+      var blocks = slots[el.getAttribute("name")];
+      if (blocks) el.render(blocks);
+    });
+    if (message.segments) {
+      live.segments = message.segments;
+      live.badges.forEach(function (el) { el.render(message.segments); });
+    }
+    document.dispatchEvent(new CustomEvent("p13n:update", { detail: message }));
+  }
+
+  function subscribe() {
+    if (live.socket && live.socket.readyState === 1) {
+      live.socket.send(JSON.stringify({ type: "subscribe", slots: slotNames() }));
+    }
+  }
+
+  function connect() {
+    if (live.socket || !("WebSocket" in window)) {
+      if (!("WebSocket" in window)) startPolling();
+      return;
+    }
+    var socket;
+    try {
+      socket = new window.WebSocket(socketUrl());
+    } catch (e) {
+      onFailure();
+      return;
+    }
+    live.socket = socket;
+    socket.onopen = function () {
+      live.failures = 0;
+      stopPolling();
+      subscribe();
+      live.pingTimer = window.setInterval(function () {
+        if (socket.readyState === 1) socket.send(JSON.stringify({ type: "ping" }));
+      }, PING_MS);
+    };
+    socket.onmessage = function (event) {
+      var message;
+      try { message = JSON.parse(event.data); } catch (e) { return; }
+      if (message.type === "update") apply(message);
+    };
+    socket.onclose = function (event) {
+      window.clearInterval(live.pingTimer);
+      live.socket = null;
+      if (event.code === 4401) {
+        // Not allowed to listen (no visitor cookie): polling still personalizes.
+        startPolling();
+        return;
+      }
+      onFailure();
+    };
+  }
+
+  function onFailure() {
+    live.failures += 1;
+    if (live.failures >= FAILURES_BEFORE_POLLING) startPolling();
+    var delay = Math.min(MAX_BACKOFF_MS, 500 * Math.pow(2, live.failures - 1)) + Math.random() * 250;
+    window.clearTimeout(live.reconnectTimer);
+    live.reconnectTimer = window.setTimeout(connect, delay);
+  }
+
+  function poll() {
+    var names = slotNames();
+    if (!names.length) return;
+    var query = names.map(function (n) { return "slot=" + encodeURIComponent(n); }).join("&");
+    window.fetch(live.options.apiBase + "/api/v1/blocks?" + query, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (data) { if (data) apply({ type: "update", slots: data.slots, segments: data.segments }); })
+      .catch(function () { /* the next poll tries again */ });
+  }
+
+  function startPolling() {
+    if (live.pollTimer !== null) return;
+    poll();
+    live.pollTimer = window.setInterval(poll, POLL_MS);
+  }
+
+  function stopPolling() {
+    if (live.pollTimer === null) return;
+    window.clearInterval(live.pollTimer);
+    live.pollTimer = null;
+  }
+
+  function scheduleSync() {
+    // Elements upgrade one by one; subscribe once for all of them.
+    if (live.scheduled) return;
+    live.scheduled = true;
+    window.setTimeout(function () {
+      live.scheduled = false;
+      if (live.socket) subscribe();
+      else connect();
+    }, 0);
+  }
+
+  class P13nSlot extends HTMLElement {
+    connectedCallback() {
+      live.slots.add(this);
+      scheduleSync();
+    }
+
+    disconnectedCallback() {
+      live.slots.delete(this);
+    }
+
+    render(blocks) {
+      var keys = blocks.map(function (b) { return b.key; }).join(" ");
+      if (keys === (this.getAttribute("data-blocks") || "")) return;
+      this.innerHTML = blocks.map(function (b) { return b.html; }).join("");
+      this.setAttribute("data-blocks", keys);
+      this.dispatchEvent(new CustomEvent("p13n:swap", { bubbles: true, detail: { blocks: blocks } }));
+    }
+  }
+
+  class P13nSegments extends HTMLElement {
+    connectedCallback() {
+      live.badges.add(this);
+      if (live.segments) this.render(live.segments);
+    }
+
+    disconnectedCallback() {
+      live.badges.delete(this);
+    }
+
+    render(segments) {
+      this.textContent = "";
+      var self = this;
+      segments.forEach(function (slug) {
+        var badge = document.createElement("span");
+        badge.className = "badge";
+        badge.textContent = slug;
+        self.appendChild(badge);
+      });
+    }
+  }
+
+  window.p13nLive = {
+    configure: function (options) { Object.assign(live.options, options || {}); },
+    refresh: poll
+  };
+  if (!window.customElements.get("p13n-slot")) window.customElements.define("p13n-slot", P13nSlot);
+  if (!window.customElements.get("p13n-segments")) window.customElements.define("p13n-segments", P13nSegments);
+})(window, document);
