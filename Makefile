@@ -24,6 +24,7 @@ migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
 demo: migrate
+	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/python manage.py load_demo
 
 ## Embedded default: SQLite, eager Celery, in-memory channel layer, one ASGI process.
@@ -37,6 +38,7 @@ stack: install
 		|| psql "$(dir $(STACK_DATABASE_URL))postgres" -c "CREATE DATABASE $(notdir $(STACK_DATABASE_URL))"
 	DATABASE_URL=$(STACK_DATABASE_URL) REDIS_URL=$(STACK_REDIS_URL) $(BIN)/python manage.py migrate --noinput
 	DATABASE_URL=$(STACK_DATABASE_URL) REDIS_URL=$(STACK_REDIS_URL) $(BIN)/python manage.py load_demo
+	$(BIN)/python manage.py collectstatic --noinput -v0
 	DATABASE_URL=$(STACK_DATABASE_URL) REDIS_URL=$(STACK_REDIS_URL) PORT=$(PORT) PATH="$(CURDIR)/$(BIN):$$PATH" \
 		$(BIN)/honcho start -f Procfile
 

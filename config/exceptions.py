@@ -12,5 +12,7 @@ from personalize.errors import DomainError
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
-        return Response({"code": exc.code, "message": str(exc), "field": exc.field}, status=exc.status)
+        return Response(
+            {"code": exc.code, "message": str(exc), "field": exc.field}, status=exc.status
+        )
     return exception_handler(exc, context)

@@ -14,8 +14,22 @@ from content.rendering import sanitize_html
 class BlockForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = Block
-        fields = ("slot", "key", "title", "body", "data", "segments", "priority", "is_default", "status")
-        widgets = {"body": forms.Textarea(attrs={"rows": 10, "cols": 90, "style": "font-family: monospace"})}
+        fields = (
+            "slot",
+            "key",
+            "title",
+            "body",
+            "data",
+            "segments",
+            "priority",
+            "is_default",
+            "status",
+        )
+        widgets = {
+            "body": forms.Textarea(
+                attrs={"rows": 10, "cols": 90, "style": "font-family: monospace"}
+            )
+        }
 
     def clean_body(self) -> str:
         return sanitize_html(self.cleaned_data.get("body") or "")

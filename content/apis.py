@@ -29,12 +29,14 @@ class BlocksApi(APIView):
         slot = serializers.CharField()
         title = serializers.CharField()
         html = serializers.CharField()
-        data = serializers.JSONField()
+        data = serializers.JSONField()  # type: ignore[assignment]
         reason = serializers.CharField()
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("slot", str, many=True, required=True, description="Slot names; repeat for several."),
+            OpenApiParameter(
+                "slot", str, many=True, required=True, description="Slot names; repeat for several."
+            ),
         ],
         responses=inline_serializer(
             "BlocksResponse",
@@ -52,7 +54,9 @@ class BlocksApi(APIView):
             raise InvalidInput(f"at most {MAX_SLOTS} slots per request", field="slot")
         for name in slots:
             if not SLOT_NAME.match(name):
-                raise InvalidInput(f"{name[:60]!r} is not a slot name (a-z, 0-9, - and _)", field="slot")
+                raise InvalidInput(
+                    f"{name[:60]!r} is not a slot name (a-z, 0-9, - and _)", field="slot"
+                )
         profile_id = profile_id_for_request(request._request)
         blocks = blocks_for_profile(profile_id=profile_id, slots=slots)
         response = Response(

@@ -14,7 +14,9 @@ class Block(models.Model):
         DRAFT = "draft", "Draft"
         PUBLISHED = "published", "Published"
 
-    slot = models.SlugField(max_length=50, db_index=True, help_text="Where it goes, e.g. hero, promo, recs.")
+    slot = models.SlugField(
+        max_length=50, db_index=True, help_text="Where it goes, e.g. hero, promo, recs."
+    )
     key = models.SlugField(max_length=100, unique=True)
     title = models.CharField(max_length=200)
     # Sanitized HTML (content.services.block_save cleans it with nh3).

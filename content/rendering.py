@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import nh3
 
-ALLOWED_TAGS = nh3.ALLOWED_TAGS | {"section", "figure", "figcaption", "span", "div", "img", "button"}
+ALLOWED_TAGS = nh3.ALLOWED_TAGS | {
+    "section",
+    "figure",
+    "figcaption",
+    "span",
+    "div",
+    "img",
+    "button",
+}
 ALLOWED_ATTRIBUTES = {
     **nh3.ALLOWED_ATTRIBUTES,
     "*": {"class", "id", "title", "data-p13n-track"},

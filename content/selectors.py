@@ -93,7 +93,9 @@ def blocks_for_segments(
     return chosen
 
 
-def blocks_for_profile(*, profile_id: int | None, slots: Iterable[str]) -> dict[str, list[RenderedBlock]]:
+def blocks_for_profile(
+    *, profile_id: int | None, slots: Iterable[str]
+) -> dict[str, list[RenderedBlock]]:
     return blocks_for_segments(slots=slots, segment_ids=current_segment_ids(profile_id=profile_id))
 
 

@@ -63,7 +63,11 @@ class ProfileAdmin(admin.ModelAdmin[Profile]):
             "",
             "<div><strong>{}</strong> since {:%Y-%m-%d %H:%M:%S}<br><small>{}</small></div>",
             (
-                (m.segment.name, m.entered_at, "; ".join(r["text"] for r in m.entry_reason if r.get("held")))
+                (
+                    m.segment.name,
+                    m.entered_at,
+                    "; ".join(r["text"] for r in m.entry_reason if r.get("held")),
+                )
                 for m in memberships
             ),
         )
@@ -73,9 +77,14 @@ class ProfileAdmin(admin.ModelAdmin[Profile]):
         rows = format_html_join(
             "",
             "<tr><td>{:%Y-%m-%d %H:%M:%S}</td><td>{}</td><td><code>{}</code></td></tr>",
-            ((e.timestamp, e.name, e.properties) for e in recent_events(profile_id=profile.pk, limit=25)),
+            (
+                (e.timestamp, e.name, e.properties)
+                for e in recent_events(profile_id=profile.pk, limit=25)
+            ),
         )
-        return format_html("<table><tr><th>When</th><th>Event</th><th>Properties</th></tr>{}</table>", rows)
+        return format_html(
+            "<table><tr><th>When</th><th>Event</th><th>Properties</th></tr>{}</table>", rows
+        )
 
 
 @admin.register(Event)

@@ -52,7 +52,9 @@ def _body(request: HttpRequest) -> bytes:
         try:
             raw = inflater.decompress(raw, MAX_REQUEST_BYTES + 1)
         except zlib.error:
-            raise ApiError(400, "bad_gzip", "Content-Encoding is gzip but the body is not valid gzip") from None
+            raise ApiError(
+                400, "bad_gzip", "Content-Encoding is gzip but the body is not valid gzip"
+            ) from None
         if len(raw) > MAX_REQUEST_BYTES or inflater.unconsumed_tail:
             raise ApiError(413, "too_large", f"decompressed body over {MAX_REQUEST_BYTES} bytes")
     return raw
@@ -75,13 +77,17 @@ def _source(request: HttpRequest, payload: dict[str, Any]) -> Source:
         try:
             decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
-            raise ApiError(401, "unauthorized", "the Authorization header is not valid Basic auth") from None
+            raise ApiError(
+                401, "unauthorized", "the Authorization header is not valid Basic auth"
+            ) from None
         write_key = decoded.split(":", 1)[0]
     if not write_key:
         value = payload.get("writeKey")
         write_key = value if isinstance(value, str) else ""
     if not write_key:
-        raise ApiError(401, "unauthorized", "a write key is required (Basic auth user name or writeKey)")
+        raise ApiError(
+            401, "unauthorized", "a write key is required (Basic auth user name or writeKey)"
+        )
     source = source_by_write_key(write_key)
     if source is None or not source.enabled:
         raise ApiError(401, "unauthorized", "unknown or disabled write key")
@@ -99,7 +105,9 @@ def _ingest(request: HttpRequest, message_type: str | None) -> JsonResponse:
                 raise ApiError(400, "invalid_batch", "batch: must be a list of messages")
             if len(items) > MAX_BATCH_ITEMS:
                 raise ApiError(400, "invalid_batch", f"batch: at most {MAX_BATCH_ITEMS} messages")
-            defaults = {k: payload[k] for k in ("context", "integrations") if k in payload}
+            defaults: dict[str, Any] = {
+                k: payload[k] for k in ("context", "integrations") if k in payload
+            }
             if "sentAt" in payload:
                 defaults["sentAt"] = payload["sentAt"]
         else:
@@ -128,13 +136,19 @@ def _ingest(request: HttpRequest, message_type: str | None) -> JsonResponse:
     if message_type is not None and rejected:
         only = rejected[0]
         return JsonResponse(
-            {"code": "invalid_message", "message": f"{only['field']}: {only['message']}", "field": only["field"]},
+            {
+                "code": "invalid_message",
+                "message": f"{only['field']}: {only['message']}",
+                "field": only["field"],
+            },
             status=400,
         )
     result = ingest_messages(source=source, messages=accepted, received_at=received_at)
     body: dict[str, Any] = {"success": True}
     if message_type is None:
-        body.update({"stored": result.stored, "duplicates": result.duplicates, "rejected": rejected})
+        body.update(
+            {"stored": result.stored, "duplicates": result.duplicates, "rejected": rejected}
+        )
     return JsonResponse(body, status=200)
 
 

@@ -40,7 +40,9 @@ class PersonalizeConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "profile_id"):
-            await self.channel_layer.group_discard(live.group_name(self.profile_id), self.channel_name)
+            await self.channel_layer.group_discard(
+                live.group_name(self.profile_id), self.channel_name
+            )
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
@@ -54,13 +56,19 @@ class PersonalizeConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
                 or not all(isinstance(s, str) and SLOT_NAME.match(s) for s in slots)
             ):
                 await self.send_json(
-                    {"type": "error", "field": "slots", "message": f"a list of up to {MAX_SLOTS} slot names"}
+                    {
+                        "type": "error",
+                        "field": "slots",
+                        "message": f"a list of up to {MAX_SLOTS} slot names",
+                    }
                 )
                 return
             self.slots = list(dict.fromkeys(slots))
             await self._send_update(entered=[], exited=[])
         else:
-            await self.send_json({"type": "error", "field": "type", "message": "expected subscribe or ping"})
+            await self.send_json(
+                {"type": "error", "field": "type", "message": "expected subscribe or ping"}
+            )
 
     async def segments_changed(self, event: dict[str, Any]) -> None:
         await self._send_update(entered=event["entered"], exited=event["exited"])

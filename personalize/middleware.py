@@ -22,8 +22,12 @@ class VisitorMiddleware:
         visitor = visitor_from_cookies(request.COOKIES)
         if visitor is None or not visitor.anonymous_id:
             fresh = new_visitor()
-            visitor = fresh if visitor is None else type(visitor)(
-                anonymous_id=fresh.anonymous_id, user_id=visitor.user_id, is_new=True
+            visitor = (
+                fresh
+                if visitor is None
+                else type(visitor)(
+                    anonymous_id=fresh.anonymous_id, user_id=visitor.user_id, is_new=True
+                )
             )
         request.visitor = visitor  # type: ignore[attr-defined]
         response = self.get_response(request)

@@ -88,7 +88,9 @@ class Event(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["source", "message_id"], name="event_source_message_unique"),
+            models.UniqueConstraint(
+                fields=["source", "message_id"], name="event_source_message_unique"
+            ),
         ]
         indexes = [
             models.Index(fields=["profile", "name", "timestamp"], name="event_profile_name_ts"),

@@ -18,7 +18,11 @@ def profile_id_for_visitor(visitor: Visitor) -> int | None:
         (Identity.Kind.ANONYMOUS_ID, visitor.anonymous_id),
     ):
         if value:
-            found = Identity.objects.filter(kind=kind, value=value).values_list("profile_id", flat=True).first()
+            found = (
+                Identity.objects.filter(kind=kind, value=value)
+                .values_list("profile_id", flat=True)
+                .first()
+            )
             if found is not None:
                 return found
     return None
@@ -28,7 +32,9 @@ def profile_id_for_request(request: HttpRequest) -> int | None:
     """Looked up once per request: every slot on a page shares the answer."""
     if not hasattr(request, _REQUEST_CACHE):
         visitor: Visitor | None = getattr(request, "visitor", None)
-        setattr(request, _REQUEST_CACHE, None if visitor is None else profile_id_for_visitor(visitor))
+        setattr(
+            request, _REQUEST_CACHE, None if visitor is None else profile_id_for_visitor(visitor)
+        )
     cached: int | None = getattr(request, _REQUEST_CACHE)
     return cached
 

@@ -53,10 +53,14 @@ def resolve_profile(*, anonymous_id: str = "", user_id: str = "") -> Profile:
         query = Q()
         for kind, value in ids:
             query |= Q(kind=kind, value=value)
-        found = {identity.kind: identity for identity in Identity.objects.filter(query).select_related("profile")}
+        found = {
+            identity.kind: identity
+            for identity in Identity.objects.filter(query).select_related("profile")
+        }
         user_identity = found.get(Identity.Kind.USER_ID.value)
         anon_identity = found.get(Identity.Kind.ANONYMOUS_ID.value)
-        owner = (user_identity or anon_identity).profile if (user_identity or anon_identity) else None
+        known = user_identity or anon_identity
+        owner = known.profile if known is not None else None
         try:
             with transaction.atomic():
                 if owner is None:
@@ -66,7 +70,9 @@ def resolve_profile(*, anonymous_id: str = "", user_id: str = "") -> Profile:
                     and anon_identity is not None
                     and anon_identity.profile_id != user_identity.profile_id
                 ):
-                    merge_profiles(source_id=anon_identity.profile_id, target_id=user_identity.profile_id)
+                    merge_profiles(
+                        source_id=anon_identity.profile_id, target_id=user_identity.profile_id
+                    )
                 for kind, value in ids:
                     if kind not in found:
                         Identity.objects.create(profile=owner, kind=kind, value=value)
@@ -152,9 +158,13 @@ def ingest_messages(
             )
             for m in messages
         ]
-        before = Event.objects.filter(source=source, message_id__in=[r.message_id for r in rows]).count()
+        before = Event.objects.filter(
+            source=source, message_id__in=[r.message_id for r in rows]
+        ).count()
         Event.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
-        after = Event.objects.filter(source=source, message_id__in=[r.message_id for r in rows]).count()
+        after = Event.objects.filter(
+            source=source, message_id__in=[r.message_id for r in rows]
+        ).count()
         result.stored = after - before
         result.duplicates = len(rows) - result.stored
 

@@ -92,7 +92,11 @@ def _check_amounts(properties: Mapping[str, Any]) -> None:
         value = properties.get(key)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             raise MessageError(f"properties.{key}", "must be a number")
         if value < 0:
             raise MessageError(f"properties.{key}", "must not be negative")
@@ -103,7 +107,9 @@ def _check_amounts(properties: Mapping[str, Any]) -> None:
                 try:
                     _check_amounts({k: product.get(k) for k in ("price", "quantity")})
                 except MessageError as exc:
-                    raise MessageError(f"properties.products[{index}].{exc.field.split('.')[-1]}", exc.reason) from None
+                    raise MessageError(
+                        f"properties.products[{index}].{exc.field.split('.')[-1]}", exc.reason
+                    ) from None
 
 
 def parse_message(

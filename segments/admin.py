@@ -16,7 +16,11 @@ class SegmentForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = Segment
         fields = ("name", "slug", "description", "rule", "is_active")
-        widgets = {"rule": forms.Textarea(attrs={"rows": 16, "cols": 90, "style": "font-family: monospace"})}
+        widgets = {
+            "rule": forms.Textarea(
+                attrs={"rows": 16, "cols": 90, "style": "font-family: monospace"}
+            )
+        }
 
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}
@@ -58,7 +62,9 @@ class MembershipAdmin(admin.ModelAdmin[Membership]):
 
     @admin.display(description="why")
     def reasons(self, membership: Membership) -> str:
-        return json.dumps({"entry": membership.entry_reason, "exit": membership.exit_reason}, indent=2)
+        return json.dumps(
+            {"entry": membership.entry_reason, "exit": membership.exit_reason}, indent=2
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -16,7 +16,14 @@ from django.utils import timezone
 from personalize.models import Profile
 from segments import selectors
 from segments.models import Membership, Segment
-from segments.rules import Evaluation, RuleError, evaluate, referenced_events, rule_from_json, rule_to_json
+from segments.rules import (
+    Evaluation,
+    RuleError,
+    evaluate,
+    referenced_events,
+    rule_from_json,
+    rule_to_json,
+)
 from segments.rules.tree import referenced_segments
 from segments.signals import memberships_changed
 
@@ -156,7 +163,9 @@ def recompute_profile(*, profile_id: int, now: datetime | None = None) -> Member
         )
         for membership in exited:
             membership.exited_at = now
-            membership.exit_reason = _reasons(results[membership.segment_id]) if membership.segment_id in results else []
+            membership.exit_reason = (
+                _reasons(results[membership.segment_id]) if membership.segment_id in results else []
+            )
             membership.save(update_fields=["exited_at", "exit_reason"])
 
         next_times = [r.next_change_at for r in results.values() if r.next_change_at is not None]

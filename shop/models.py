@@ -45,7 +45,9 @@ class CartLine(models.Model):
     added_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["profile", "product"], name="cart_line_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "product"], name="cart_line_unique")
+        ]
 
     @property
     def subtotal(self) -> Decimal:

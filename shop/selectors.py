@@ -24,5 +24,7 @@ def cart_lines(*, profile_id: int | None) -> list[CartLine]:
     if profile_id is None:
         return []
     return list(
-        CartLine.objects.filter(profile_id=profile_id).select_related("product", "product__category")
+        CartLine.objects.filter(profile_id=profile_id).select_related(
+            "product", "product__category"
+        )
     )

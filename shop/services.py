@@ -36,20 +36,26 @@ def cart_add(*, visitor: Visitor, product: Product, quantity: int = 1) -> CartLi
     if not created:
         CartLine.objects.filter(pk=line.pk).update(quantity=F("quantity") + quantity)
         line.refresh_from_db()
-    track_server_event(visitor=visitor, event="add_to_cart", properties=_product_properties(product, quantity))
+    track_server_event(
+        visitor=visitor, event="add_to_cart", properties=_product_properties(product, quantity)
+    )
     return line
 
 
 @transaction.atomic
 def checkout(*, visitor: Visitor, email: str = "") -> Order:
     profile = profile_for_visitor(visitor)
-    lines = list(CartLine.objects.select_related("product", "product__category").filter(profile=profile))
+    lines = list(
+        CartLine.objects.select_related("product", "product__category").filter(profile=profile)
+    )
     if not lines:
         raise EmptyCart("the cart is empty")
     total = sum((line.subtotal for line in lines), Decimal("0"))
     order = Order.objects.create(profile=profile, email=email, total=total)
     OrderLine.objects.bulk_create(
-        OrderLine(order=order, product=line.product, quantity=line.quantity, price=line.product.price)
+        OrderLine(
+            order=order, product=line.product, quantity=line.quantity, price=line.product.price
+        )
         for line in lines
     )
     CartLine.objects.filter(profile=profile).delete()

@@ -85,7 +85,8 @@ class _Context:
             found = [
                 event
                 for event in self.snapshot.events
-                if event.name == matcher.event and all(_filter_holds(f, event) for f in matcher.where)
+                if event.name == matcher.event
+                and all(_filter_holds(f, event) for f in matcher.where)
             ]
             self._matches[matcher] = found
         return found
@@ -144,7 +145,7 @@ def compare(actual: Any, op: str, expected: Value) -> bool:
     if op == "between":
         assert isinstance(expected, list)
         low, high = expected
-        return is_number(actual) and low <= actual <= high  # type: ignore[operator]
+        return is_number(actual) and low <= actual <= high
     if op in {"lt", "lte", "gt", "gte"}:
         if is_number(actual) and is_number(expected):
             pass
@@ -228,7 +229,9 @@ def recency_holds(rule: Recency, events: Seq[EventRecord], now: datetime) -> boo
     return age <= rule.age
 
 
-def _followed(first: EventRecord, thens: Seq[EventRecord], within: timedelta, now: datetime) -> bool:
+def _followed(
+    first: EventRecord, thens: Seq[EventRecord], within: timedelta, now: datetime
+) -> bool:
     deadline = min(first.timestamp + within, now)
     return any(
         then is not first and first.timestamp <= then.timestamp <= deadline for then in thens
@@ -407,7 +410,11 @@ def _explain(
         )
     elif isinstance(rule, Recency):
         last = _last_at_or_before(ctx.matching(rule.matcher), now)
-        seen = "never seen" if last is None else f"last seen {format_duration(max(now - last.timestamp, timedelta(seconds=1)))} ago"
+        seen = (
+            "never seen"
+            if last is None
+            else f"last seen {format_duration(max(now - last.timestamp, timedelta(seconds=1)))} ago"
+        )
         text = f"{_matcher_text(rule.matcher)} {seen}; needs {_OP_TEXT[rule.op]} {format_duration(rule.age)} ago"
     elif isinstance(rule, Sequence):
         link = "followed by" if rule.followed else "not followed by"

@@ -79,7 +79,9 @@ def _require(data: Mapping[str, Any], key: str, path: str) -> Any:
 def _check_keys(data: Mapping[str, Any], allowed: set[str], path: str) -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
-        raise RuleError(_join(path, unknown[0]), f"unknown field; expected one of {sorted(allowed)}")
+        raise RuleError(
+            _join(path, unknown[0]), f"unknown field; expected one of {sorted(allowed)}"
+        )
 
 
 def _string(data: Mapping[str, Any], key: str, path: str) -> str:
@@ -116,7 +118,9 @@ def _datetime(data: Mapping[str, Any], key: str, path: str) -> datetime:
     except ValueError:
         raise RuleError(_join(path, key), f"{value!r} is not an ISO-8601 date-time") from None
     if parsed.tzinfo is None:
-        raise RuleError(_join(path, key), "must carry a time zone offset, e.g. 2026-01-01T00:00:00Z")
+        raise RuleError(
+            _join(path, key), "must carry a time zone offset, e.g. 2026-01-01T00:00:00Z"
+        )
     return parsed
 
 
@@ -129,7 +133,9 @@ def _operator_and_value(
 ) -> tuple[Operator, Value]:
     op = _require(data, "op", path)
     if op not in ALL_OPERATORS:
-        raise RuleError(_join(path, "op"), f"{op!r} is not an operator; use one of {sorted(ALL_OPERATORS)}")
+        raise RuleError(
+            _join(path, "op"), f"{op!r} is not an operator; use one of {sorted(ALL_OPERATORS)}"
+        )
     if op in UNARY_OPERATORS:
         if data.get(value_key) is not None:
             raise RuleError(_join(path, value_key), f"operator {op!r} takes no value")
@@ -190,7 +196,7 @@ def _window(data: Mapping[str, Any], path: str) -> Window:
     raw = data["window"]
     wpath = _join(path, "window")
     if not isinstance(raw, dict):
-        raise RuleError(wpath, "must be an object such as {\"last\": \"48h\"}")
+        raise RuleError(wpath, 'must be an object such as {"last": "48h"}')
     if raw.get("all") is True and len(raw) == 1:
         return ALL_TIME
     if set(raw) == {"last"}:
@@ -209,7 +215,7 @@ def _window(data: Mapping[str, Any], path: str) -> Window:
         return Window(start=start, end=end)
     raise RuleError(
         wpath,
-        "use {\"last\": D}, {\"from_ago\": D, \"to_ago\": D}, {\"start\": T, \"end\": T} or {\"all\": true}",
+        'use {"last": D}, {"from_ago": D, "to_ago": D}, {"start": T, "end": T} or {"all": true}',
     )
 
 
@@ -277,7 +283,9 @@ def _aggregate(data: Mapping[str, Any], path: str) -> Aggregate:
     _check_keys(data, {"type", "fn", "event", "property", "where", "window", "op", "value"}, path)
     fn = _require(data, "fn", path)
     if fn not in AGGREGATE_FNS:
-        raise RuleError(_join(path, "fn"), f"{fn!r} is not an aggregate; use one of {sorted(AGGREGATE_FNS)}")
+        raise RuleError(
+            _join(path, "fn"), f"{fn!r} is not an aggregate; use one of {sorted(AGGREGATE_FNS)}"
+        )
     prop: tuple[str, ...] | None = None
     if fn == "count":
         if data.get("property") is not None:
@@ -286,7 +294,9 @@ def _aggregate(data: Mapping[str, Any], path: str) -> Aggregate:
         prop = _dotted_path(data, "property", path)
     op, value = _operator_and_value(data, path)
     if op not in NUMERIC_OPERATORS:
-        raise RuleError(_join(path, "op"), "an aggregate compares with eq, ne, lt, lte, gt, gte or between")
+        raise RuleError(
+            _join(path, "op"), "an aggregate compares with eq, ne, lt, lte, gt, gte or between"
+        )
     if op != "between" and not _is_number(value):
         raise RuleError(_join(path, "value"), "an aggregate compares with a number")
     return Aggregate(
@@ -336,7 +346,10 @@ def _matcher_json(matcher: EventMatcher) -> dict[str, Any]:
 def rule_to_json(rule: Rule) -> dict[str, Any]:
     """The canonical JSON of ``rule``; ``rule_from_json`` reads it back equal."""
     if isinstance(rule, And | Or):
-        return {"type": "and" if isinstance(rule, And) else "or", "rules": [rule_to_json(r) for r in rule.rules]}
+        return {
+            "type": "and" if isinstance(rule, And) else "or",
+            "rules": [rule_to_json(r) for r in rule.rules],
+        }
     if isinstance(rule, Not):
         return {"type": "not", "rule": rule_to_json(rule.rule)}
     if isinstance(rule, TraitCondition):
@@ -354,7 +367,12 @@ def rule_to_json(rule: Rule) -> dict[str, Any]:
         data.update({"op": rule.op, "value": rule.value})
         return data
     if isinstance(rule, Recency):
-        return {"type": "recency", **_matcher_json(rule.matcher), "op": rule.op, "age": format_duration(rule.age)}
+        return {
+            "type": "recency",
+            **_matcher_json(rule.matcher),
+            "op": rule.op,
+            "age": format_duration(rule.age),
+        }
     if isinstance(rule, Sequence):
         data = {
             "type": "sequence",

@@ -23,7 +23,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         categories = {}
         for slug, name in CATEGORIES:
-            categories[slug], _ = Category.objects.update_or_create(slug=slug, defaults={"name": name})
+            categories[slug], _ = Category.objects.update_or_create(
+                slug=slug, defaults={"name": name}
+            )
         for slug, name, category, price, color, description in PRODUCTS:
             Product.objects.update_or_create(
                 slug=slug,

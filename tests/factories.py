@@ -1,0 +1,106 @@
+"""factory_boy factories for every model the tests build."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import factory
+from django.utils import timezone
+
+from content.models import Block
+from personalize.models import Event, Identity, Profile, Source
+from segments.models import Segment
+from shop.models import Category, Product
+
+
+class SourceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Source
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"source-{n}")
+
+
+class ProfileFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Profile
+
+    traits: dict[str, object] = {}
+
+
+class IdentityFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Identity
+
+    profile = factory.SubFactory(ProfileFactory)
+    kind = Identity.Kind.ANONYMOUS_ID
+    value = factory.LazyFunction(lambda: str(uuid.uuid4()))
+
+
+class EventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Event
+
+    source = factory.SubFactory(SourceFactory, name="test")
+    profile = factory.SubFactory(ProfileFactory)
+    message_id = factory.LazyFunction(lambda: str(uuid.uuid4()))
+    type = Event.Type.TRACK
+    name = "product_viewed"
+    properties: dict[str, object] = {}
+    timestamp = factory.LazyFunction(timezone.now)
+    received_at = factory.LazyAttribute(lambda event: event.timestamp)
+
+
+class SegmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Segment
+        django_get_or_create = ("slug",)
+
+    name = factory.Sequence(lambda n: f"Segment {n}")
+    slug = factory.Sequence(lambda n: f"segment-{n}")
+    rule = factory.LazyFunction(
+        lambda: {
+            "type": "aggregate",
+            "fn": "count",
+            "event": "product_viewed",
+            "window": {"last": "48h"},
+            "op": "gte",
+            "value": 3,
+        }
+    )
+
+
+class BlockFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Block
+
+    slot = "hero"
+    key = factory.Sequence(lambda n: f"block-{n}")
+    title = factory.Sequence(lambda n: f"Block {n}")
+    body = factory.LazyAttribute(lambda block: f"<p>{block.title}</p>")
+    status = Block.Status.PUBLISHED
+
+    @factory.post_generation
+    def segments(self, create: bool, extracted: list[Segment] | None, **kwargs: object) -> None:
+        if create and extracted:
+            self.segments.set(extracted)  # type: ignore[attr-defined]
+
+
+class CategoryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Category
+        django_get_or_create = ("slug",)
+
+    name = factory.Sequence(lambda n: f"Category {n}")
+    slug = factory.Sequence(lambda n: f"category-{n}")
+
+
+class ProductFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Product
+
+    name = factory.Sequence(lambda n: f"Product {n}")
+    slug = factory.Sequence(lambda n: f"product-{n}")
+    category = factory.SubFactory(CategoryFactory)
+    price = Decimal("50.00")
