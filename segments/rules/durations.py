@@ -26,8 +26,12 @@ def parse_duration(text: str) -> timedelta:
 
 
 def format_duration(value: timedelta) -> str:
+    """The form editors write: days from 3 days up, else hours, minutes or seconds
+    (so "48h" stays "48h" and "7d" stays "7d")."""
     seconds = int(value.total_seconds())
-    for unit in ("w", "d", "h", "m"):
+    if seconds % 86400 == 0 and seconds >= 3 * 86400:
+        return f"{seconds // 86400}d"
+    for unit in ("h", "m"):
         size = _UNITS[unit]
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
