@@ -31,6 +31,14 @@ def write_key() -> str:
 
 
 @pass_context
+def live_token(context: Any) -> str:
+    """A short-lived signed token naming this page's visitor, for the live socket."""
+    from personalize.visitors import live_token_for
+
+    return live_token_for(context["request"].visitor)
+
+
+@pass_context
 def segment_badges(context: Any) -> Markup:
     from personalize.selectors import profile_id_for_request
     from segments.selectors import current_segment_slugs
@@ -51,6 +59,7 @@ def environment(**options: Any) -> Environment:
             "csrf_field": csrf_field,
             "write_key": write_key,
             "segment_badges": segment_badges,
+            "live_token": live_token,
             "get_messages": get_messages,
         }
     )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -9,34 +10,57 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from content.selectors import SlotUpdate, slot_update_for_profile
 from personalize import live
 from personalize.services import profile_for_visitor
-from personalize.visitors import visitor_from_cookies
+from personalize.visitors import (
+    InvalidLiveToken,
+    Visitor,
+    visitor_from_cookies,
+    visitor_from_live_token,
+)
 
 SLOT_NAME = re.compile(r"^[a-z0-9_-]{1,50}$")
 MAX_SLOTS = 20
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_BAD_MESSAGE = 4400
+# Close codes (4000-4999 are the application's): the client reads them to decide
+# whether reconnecting can help.
+CLOSE_UNAUTHENTICATED = 4401  # no visitor cookie and no token
+CLOSE_FORBIDDEN = 4403  # a token that is forged, expired or malformed
 
 
 class PersonalizeConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     """One open page of one visitor: receives its segment changes and new blocks.
 
-    The visitor is proven by their own cookie, so a page can only ever listen
-    to its own profile.
+    The visitor is proven by their own cookie or by a short-lived token signed
+    by us (``?token=``, embedded in our pages); neither lets a client choose a
+    profile, so a page can only ever listen to its own.
     """
 
     profile_id: int
     slots: list[str]
 
     async def connect(self) -> None:
-        visitor = visitor_from_cookies(self.scope.get("cookies", {}))
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        visitor: Visitor | None
+        if "token" in query:
+            try:
+                visitor = visitor_from_live_token(query["token"][0])
+            except InvalidLiveToken:
+                await self._refuse(CLOSE_FORBIDDEN)
+                return
+        else:
+            visitor = visitor_from_cookies(self.scope.get("cookies", {}))
         if visitor is None:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self._refuse(CLOSE_UNAUTHENTICATED)
             return
         profile = await database_sync_to_async(profile_for_visitor)(visitor)
         self.profile_id = profile.pk
         self.slots = []
         await self.channel_layer.group_add(live.group_name(self.profile_id), self.channel_name)
         await self.accept()
+
+    async def _refuse(self, code: int) -> None:
+        # Accept, then close with a code: a handshake refused outright reaches
+        # the browser as a bare failure, and the client could not tell why.
+        await self.accept()
+        await self.close(code=code)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "profile_id"):

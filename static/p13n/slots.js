@@ -26,8 +26,14 @@
     pollTimer: null,
     scheduled: false,
     segments: null,
-    options: { url: null, apiBase: "" }
+    options: { url: null, apiBase: "", token: null }
   };
+
+  function token() {
+    if (live.options.token !== null) return live.options.token;
+    var meta = document.querySelector('meta[name="p13n-live-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
 
   function slotNames() {
     var names = [];
@@ -39,9 +45,13 @@
   }
 
   function socketUrl() {
-    if (live.options.url) return live.options.url;
-    var scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-    return scheme + "//" + window.location.host + "/ws/personalize/";
+    var base = live.options.url;
+    if (!base) {
+      var scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+      base = scheme + "//" + window.location.host + "/ws/personalize/";
+    }
+    var signed = token();
+    return signed ? base + (base.indexOf("?") === -1 ? "?" : "&") + "token=" + encodeURIComponent(signed) : base;
   }
 
   function apply(message) {
@@ -92,8 +102,14 @@
     socket.onclose = function (event) {
       window.clearInterval(live.pingTimer);
       live.socket = null;
-      if (event.code === 4401) {
-        // Not allowed to listen (no visitor cookie): polling still personalizes.
+      if (event.code === 4403 && token()) {
+        // The page's token expired (a tab left open for long): the cookie still proves the visitor.
+        live.options.token = "";
+        onFailure();
+        return;
+      }
+      if (event.code === 4401 || event.code === 4403) {
+        // Not allowed to listen: polling the block API still personalizes.
         startPolling();
         return;
       }
