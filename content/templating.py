@@ -19,5 +19,10 @@ def slot(context: Any, name: str) -> Markup:
         profile_id=profile_id_for_request(request), slots=[name]
     )[name]
     keys = " ".join(block.key for block in blocks)
-    inner = Markup("").join(Markup(block.html) for block in blocks)
+    inner = Markup("").join(
+        Markup('<div class="p13n-block" data-p13n-block="{}">{}</div>').format(
+            block.key, Markup(block.html)
+        )
+        for block in blocks
+    )
     return Markup('<p13n-slot name="{}" data-blocks="{}">{}</p13n-slot>').format(name, keys, inner)

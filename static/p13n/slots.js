@@ -35,6 +35,57 @@
     return meta ? meta.getAttribute("content") : "";
   }
 
+  // --- measurement: impressions when a block is seen, clicks inside it ----------
+  var seen = new Set();
+  var observer = "IntersectionObserver" in window
+    ? new window.IntersectionObserver(function (entries) {
+        entries.forEach(function (entry) {
+          if (entry.isIntersecting) {
+            observer.unobserve(entry.target);
+            impression(entry.target);
+          }
+        });
+      }, { threshold: 0.5 })
+    : null;
+
+  function report(event, properties) {
+    if (window.p13n && typeof window.p13n.track === "function") window.p13n.track(event, properties);
+  }
+
+  function blockProperties(el) {
+    var slot = el.closest("p13n-slot");
+    return {
+      block_key: el.getAttribute("data-p13n-block"),
+      variant: el.getAttribute("data-p13n-variant") || null,
+      slot: slot ? slot.getAttribute("name") : null,
+      path: window.location.pathname
+    };
+  }
+
+  function impression(el) {
+    var props = blockProperties(el);
+    var id = props.slot + "/" + props.block_key;
+    if (seen.has(id)) return;
+    seen.add(id);
+    report("block_impression", props);
+  }
+
+  function watch(slotEl) {
+    slotEl.querySelectorAll("[data-p13n-block]").forEach(function (el) {
+      if (observer) observer.observe(el);
+      else impression(el);
+    });
+  }
+
+  function onClick(event) {
+    var target = event.target && event.target.closest ? event.target.closest("[data-p13n-block]") : null;
+    if (!target) return;
+    var props = blockProperties(target);
+    var link = event.target.closest("a");
+    if (link) props.href = link.getAttribute("href");
+    report("block_clicked", props);
+  }
+
   function slotNames() {
     var names = [];
     live.slots.forEach(function (el) {
@@ -161,18 +212,32 @@
   class P13nSlot extends HTMLElement {
     connectedCallback() {
       live.slots.add(this);
+      this.addEventListener("click", onClick);
+      watch(this);
       scheduleSync();
     }
 
     disconnectedCallback() {
       live.slots.delete(this);
+      this.removeEventListener("click", onClick);
     }
 
     render(blocks) {
       var keys = blocks.map(function (b) { return b.key; }).join(" ");
       if (keys === (this.getAttribute("data-blocks") || "")) return;
-      this.innerHTML = blocks.map(function (b) { return b.html; }).join("");
+      var wrapper = document.createElement("div");
+      blocks.forEach(function (b) {
+        var el = document.createElement("div");
+        el.className = "p13n-block";
+        el.setAttribute("data-p13n-block", b.key);
+        if (b.variant) el.setAttribute("data-p13n-variant", b.variant);
+        // The server sanitized this HTML when the block was saved and again when rendered.
+        el.innerHTML = b.html;
+        wrapper.appendChild(el);
+      });
+      this.replaceChildren.apply(this, Array.prototype.slice.call(wrapper.childNodes));
       this.setAttribute("data-blocks", keys);
+      watch(this);
       this.dispatchEvent(new CustomEvent("p13n:swap", { bubbles: true, detail: { blocks: blocks } }));
     }
   }
