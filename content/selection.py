@@ -28,8 +28,10 @@ class Choice:
 
 
 def choose(candidates: Iterable[Candidate], segment_ids: frozenset[int]) -> Choice | None:
-    """The highest-priority targeted block whose segments the visitor is in;
-    else an untargeted one; else the slot's default. Ties go to the key."""
+    """The highest-priority block the visitor qualifies for: untargeted blocks
+    qualify everyone, targeted ones need one of their segments. Priority alone
+    orders them (editors raise a targeted block above a general one); ties go
+    to the key. With none, the slot's default."""
     ordered = sorted(candidates, key=lambda c: (-c.priority, c.key))
     default: Candidate | None = None
     for candidate in ordered:

@@ -61,11 +61,13 @@ class ProfileAdmin(admin.ModelAdmin[Profile]):
             return format_html("<em>{}</em>", "none")
         return format_html_join(
             "",
-            "<div><strong>{}</strong> since {:%Y-%m-%d %H:%M:%S}<br><small>{}</small></div>",
+            "<div><strong>{}</strong> since {}<br><small>{}</small></div>",
             (
                 (
                     m.segment.name,
-                    m.entered_at,
+                    # Formatted here: format_html escapes its arguments to strings
+                    # first, so a date format spec in the template cannot apply.
+                    f"{m.entered_at:%Y-%m-%d %H:%M:%S}",
                     "; ".join(r["text"] for r in m.entry_reason if r.get("held")),
                 )
                 for m in memberships
@@ -76,9 +78,9 @@ class ProfileAdmin(admin.ModelAdmin[Profile]):
     def recent_events(self, profile: Profile) -> SafeString:
         rows = format_html_join(
             "",
-            "<tr><td>{:%Y-%m-%d %H:%M:%S}</td><td>{}</td><td><code>{}</code></td></tr>",
+            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
             (
-                (e.timestamp, e.name, e.properties)
+                (f"{e.timestamp:%Y-%m-%d %H:%M:%S}", e.name, e.properties)
                 for e in recent_events(profile_id=profile.pk, limit=25)
             ),
         )

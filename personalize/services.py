@@ -13,6 +13,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from personalize.models import Event, Identity, Profile, Source
+from personalize.signals import profile_merging
 from personalize.tracking import TrackedMessage
 from personalize.visitors import Visitor
 
@@ -99,6 +100,7 @@ def merge_profiles(*, source_id: int, target_id: int) -> None:
             (t for t in (source.last_seen_at, target.last_seen_at) if t is not None), default=None
         )
         target.save(update_fields=["traits", "last_seen_at"])
+        profile_merging.send(sender=Profile, source_id=source_id, target_id=target_id)
         source.delete()
         request_recompute(profile_ids=[target_id])
         transaction.on_commit(lambda: live.announce_merge(source_id=source_id, target_id=target_id))
@@ -169,7 +171,7 @@ def ingest_messages(
         result.duplicates = len(rows) - result.stored
 
         for message in sorted(messages, key=lambda m: m.timestamp or received_at):
-            if message.type in {"identify", "group"} and message.traits:
+            if message.type == "identify" and message.traits:
                 _apply_traits(profiles[(message.anonymous_id, message.user_id)], message.traits)
         for profile in {p.pk: p for p in profiles.values()}.values():
             last = Event.objects.filter(profile=profile).aggregate(last=Max("timestamp"))["last"]

@@ -168,6 +168,10 @@ def parse_message(
         if not group_id:
             raise MessageError("groupId", "is required for group")
         properties = {"groupId": group_id, **properties}
+        if traits:
+            # A group's traits describe the group (a company), not the person:
+            # they stay on the event and never reach the profile's traits.
+            properties["traits"] = traits
     else:
         name = kind
     _check_amounts(properties)

@@ -176,7 +176,8 @@ def recompute_profile(*, profile_id: int, now: datetime | None = None) -> Member
         change = MembershipChange(
             profile_id=profile_id,
             entered=sorted(d.slug for d in entered),
-            exited=sorted(slug_by_id.get(m.segment_id, m.segment.slug) for m in exited),
+            exited=sorted(slug_by_id[m.segment_id] for m in exited if m.segment_id in slug_by_id)
+            + sorted(m.segment.slug for m in exited if m.segment_id not in slug_by_id),
             current=sorted(d.slug for d in definitions if results[d.id].matched),
             next_evaluation_at=next_evaluation_at,
         )

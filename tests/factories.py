@@ -74,6 +74,7 @@ class SegmentFactory(factory.django.DjangoModelFactory):
 class BlockFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Block
+        skip_postgeneration_save = True
 
     slot = "hero"
     key = factory.Sequence(lambda n: f"block-{n}")
