@@ -173,7 +173,12 @@ else:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [env_str("CHANNEL_LAYER_URL", REDIS_URL)]},
+            # redis-py 8 reads with a 5 s socket timeout, which kills the layer's 5 s blocking pop.
+            "CONFIG": {
+                "hosts": [
+                    {"address": env_str("CHANNEL_LAYER_URL", REDIS_URL), "socket_timeout": 30}
+                ]
+            },
         }
     }
 
