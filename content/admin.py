@@ -11,7 +11,7 @@ from content.models import Block
 from content.rendering import sanitize_html
 
 
-class BlockForm(forms.ModelForm):  # type: ignore[type-arg]
+class BlockForm(forms.ModelForm):
     class Meta:
         model = Block
         fields = (

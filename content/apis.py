@@ -23,7 +23,7 @@ class BlocksApi(APIView):
     authentication_classes: list[type] = []
     permission_classes: list[type] = []
 
-    class BlockSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    class BlockSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         key = serializers.CharField()
         slot = serializers.CharField()

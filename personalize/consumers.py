@@ -25,7 +25,7 @@ CLOSE_UNAUTHENTICATED = 4401  # no visitor cookie and no token
 CLOSE_FORBIDDEN = 4403  # a token that is forged, expired or malformed
 
 
-class PersonalizeConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+class PersonalizeConsumer(AsyncJsonWebsocketConsumer):
     """One open page of one visitor: receives its segment changes and new blocks.
 
     The visitor is proven by their own cookie or by a short-lived token signed

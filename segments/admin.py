@@ -12,7 +12,7 @@ from segments.rules import RuleError
 from segments.services import validate_segment_rule
 
 
-class SegmentForm(forms.ModelForm):  # type: ignore[type-arg]
+class SegmentForm(forms.ModelForm):
     class Meta:
         model = Segment
         fields = ("name", "slug", "description", "rule", "is_active")

@@ -85,7 +85,7 @@ class BlockFactory(factory.django.DjangoModelFactory):
     @factory.post_generation
     def segments(self, create: bool, extracted: list[Segment] | None, **kwargs: object) -> None:
         if create and extracted:
-            self.segments.set(extracted)  # type: ignore[attr-defined]
+            self.segments.set(extracted)
 
 
 class CategoryFactory(factory.django.DjangoModelFactory):
