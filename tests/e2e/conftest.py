@@ -443,10 +443,14 @@ def _claim_redis_db(token: str) -> tuple[int, redis.Redis]:
 # --- fixtures -----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The production stack: PostgreSQL, Redis, Celery worker and beat, uvicorn x2."""
-    tmp = tmp_path_factory.mktemp("stack")
+@contextmanager
+def production_stack(
+    tmp: Path, *, web_workers: int = 2, sweep_seconds: int = 1
+) -> Iterator[Server]:
+    """PostgreSQL, Redis, Celery worker and beat, uvicorn: started, yielded, torn down.
+
+    Used by the ``stack`` fixture and by the benchmarks under bench/.
+    """
     token = uuid.uuid4().hex[:12]
     database = f"p13n_e2e_{token}"
     admin = _postgres()
@@ -459,7 +463,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         env=_server_env(
             DATABASE_URL=database_url,
             REDIS_URL=f"{REDIS_URL}/{redis_db}",
-            SEGMENT_SWEEP_SECONDS="1",
+            SEGMENT_SWEEP_SECONDS=str(sweep_seconds),
         ),
     )
     try:
@@ -500,7 +504,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 str(tmp / "celerybeat-schedule"),
             ],
         )
-        server.start_web(workers=2)
+        server.start_web(workers=web_workers)
         server.wait_until("the Celery worker", lambda: " ready." in worker.log())
         server.wait_until("Celery beat", lambda: "beat: Starting..." in beat.log())
         yield server
@@ -510,6 +514,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         broker.close()
         admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The production stack: PostgreSQL, Redis, Celery worker and beat, uvicorn x2."""
+    with production_stack(tmp_path_factory.mktemp("stack")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
