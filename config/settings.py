@@ -112,6 +112,16 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
+    "DATABASE_POOL", default=True
+):
+    # psycopg's pool, not persistent connections: Django advises against
+    # CONN_MAX_AGE under ASGI, and a new connection per request or task costs
+    # more than the work itself on the hot paths (ingest, recompute, push).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {"min_size": 1, "max_size": env_int("DATABASE_POOL_MAX", 10), "timeout": 10}
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # One embedded process serves HTTP, WebSockets and eager tasks from several
     # threads: WAL and a busy timeout keep those writers from failing on locks.
