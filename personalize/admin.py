@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -22,6 +23,10 @@ class IdentityInline(admin.TabularInline[Identity, Profile]):
     extra = 0
     readonly_fields = ("kind", "value", "created_at")
     can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Profile | None = None) -> bool:
+        # Identities come from tracked ids and merges, never typed in by hand.
+        return False
 
 
 @admin.register(Profile)
