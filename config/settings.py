@@ -165,9 +165,21 @@ CELERY_TASK_ROUTES = {
     "segments.tasks.*": {"queue": "segments"},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A web request must not hang on a broker that is down: its events are committed
+# already and the sweep re-queues their recompute (segments.services).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
 CELERY_TIMEZONE = "UTC"
 # How often due memberships (windows lapsing, absences completing) are swept.
 SEGMENT_SWEEP_SECONDS = env_int("SEGMENT_SWEEP_SECONDS", 2)
+# A recompute request not picked up by a worker within this long (broker down,
+# worker crashed) is re-run by the sweep.
+SEGMENT_STALE_REQUEST_SECONDS = env_int("SEGMENT_STALE_REQUEST_SECONDS", 30)
 CELERY_BEAT_SCHEDULE = {
     "flip-due-memberships": {
         "task": "segments.tasks.recompute_due_profiles",

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -31,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 # A recompute request older than this whose task never ran (a lost broker
 # message, a crashed worker) is picked up by the scheduled sweep.
-STALE_REQUEST_AFTER = timedelta(seconds=30)
+STALE_REQUEST_AFTER = timedelta(seconds=settings.SEGMENT_STALE_REQUEST_SECONDS)
 SWEEP_BATCH = 500
 
 
@@ -107,15 +108,30 @@ def request_recompute(*, profile_ids: Iterable[int]) -> None:
     again; the task clears the request when it starts, so events arriving during
     a recompute queue exactly one more.
     """
-    from segments.tasks import recompute_profile
-
     now = timezone.now()
     for profile_id in sorted(set(profile_ids)):
         claimed = Profile.objects.filter(id=profile_id, recompute_requested_at__isnull=True).update(
             recompute_requested_at=now
         )
         if claimed:
-            transaction.on_commit(partial(recompute_profile.delay, profile_id))
+            transaction.on_commit(partial(_enqueue_recompute, profile_id))
+
+
+def _enqueue_recompute(profile_id: int) -> None:
+    """Queue the recompute; never fail the caller, whose events are already committed.
+
+    The request stays recorded on the profile (``recompute_requested_at``): if the
+    broker is down, or an eager recompute fails, the scheduled sweep picks the
+    profile up once the request is stale. That column is our outbox.
+    """
+    from segments.tasks import recompute_profile
+
+    try:
+        recompute_profile.delay(profile_id)
+    except Exception:
+        logger.exception(
+            "could not queue the recompute of profile %s; the sweep will retry", profile_id
+        )
 
 
 def recompute_profile(*, profile_id: int, now: datetime | None = None) -> MembershipChange:

@@ -68,6 +68,7 @@ INHERITED_SETTINGS = (
     "CELERY_TASK_ALWAYS_EAGER",
     "CHANNEL_LAYER_URL",
     "SEGMENT_SWEEP_SECONDS",
+    "SEGMENT_STALE_REQUEST_SECONDS",
     "DJANGO_DEBUG",
     "DJANGO_ALLOWED_HOSTS",
     "P13N_WEB_SOURCE",
@@ -464,6 +465,7 @@ def production_stack(
             DATABASE_URL=database_url,
             REDIS_URL=f"{REDIS_URL}/{redis_db}",
             SEGMENT_SWEEP_SECONDS=str(sweep_seconds),
+            SEGMENT_STALE_REQUEST_SECONDS="3",
         ),
     )
     try:

@@ -15,7 +15,14 @@ from contextlib import ExitStack
 
 import pytest
 
-from tests.e2e.conftest import LiveSocket, Server, block_keys, pid_holding_connection
+from tests.e2e.conftest import (
+    LiveSocket,
+    Server,
+    Visitor,
+    _free_port,
+    block_keys,
+    pid_holding_connection,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -153,3 +160,49 @@ def test_a_message_sent_twice_is_stored_once(stack: Server) -> None:
         message["messageId"],
     )
     assert rows == [("newsletter_signup", visitor.anonymous_id)]
+
+
+def test_events_accepted_while_the_broker_is_down_are_kept_and_caught_up_by_the_sweep(
+    stack: Server,
+) -> None:
+    # A second web process whose Celery broker is unreachable (a dead port on
+    # 127.0.0.1); its database and channel layer are the stack's own.
+    dead_port = _free_port()
+    broken = Server(
+        port=_free_port(),
+        tmp=stack.tmp,
+        database_url=stack.database_url,
+        env={**stack.env, "CELERY_BROKER_URL": f"redis://127.0.0.1:{dead_port}/0"},
+    )
+    broken.start_web(workers=1)
+    try:
+        visitor = broken.visitor()
+        for _ in range(3):
+            assert visitor.track("product_viewed", category="hiking")["stored"] == 1
+    finally:
+        broken.stop()
+
+    stored = stack.query(
+        "SELECT count(*) FROM personalize_event WHERE anonymous_id = %s AND name = 'product_viewed'",
+        visitor.anonymous_id,
+    )
+    assert stored == [(3,)]
+    pending = stack.query(
+        "SELECT p.recompute_requested_at IS NOT NULL FROM personalize_profile p "
+        "JOIN personalize_identity i ON i.profile_id = p.id WHERE i.value = %s",
+        visitor.anonymous_id,
+    )
+    assert pending == [(True,)]
+    # Beat's sweep on the healthy stack picks up the request once it is stale and recomputes.
+    visitor = Visitor(
+        server=stack,
+        http=visitor.http,
+        anonymous_id=visitor.anonymous_id,
+        write_key=visitor.write_key,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if visitor.blocks("hero")["segments"] == ["engaged-shoppers"]:
+            break
+        time.sleep(1)
+    assert visitor.blocks("hero")["segments"] == ["engaged-shoppers"]
