@@ -59,6 +59,10 @@ lint: install
 	$(BIN)/mypy .
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
+## Benchmarks on the production stack (they start and stop it themselves; 127.0.0.1 only).
+bench: install
+	$(BIN)/python -m bench.live_push
+
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
