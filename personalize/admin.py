@@ -1,11 +1,15 @@
 from __future__ import annotations
 
-from django.contrib import admin
+import secrets
+from typing import Any
+
+from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from personalize.models import Event, Identity, Profile, Source
+from personalize.keys import KEY_PREFIX, hash_key
+from personalize.models import ApiKey, Event, Identity, Profile, Source
 from personalize.selectors import recent_events
 from segments.selectors import current_memberships
 
@@ -16,6 +20,28 @@ class SourceAdmin(admin.ModelAdmin[Source]):
     list_filter = ("enabled",)
     search_fields = ("name",)
     readonly_fields = ("created_at",)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
+    list_display = ("name", "prefix", "created_at", "last_used_at", "revoked")
+    list_filter = ("revoked",)
+    readonly_fields = ("prefix", "created_at", "last_used_at")
+    fields = ("name", "revoked", "prefix", "created_at", "last_used_at")
+    actions = ["revoke"]
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        if not change:
+            # Issue the key here and show it once; only its hash is kept.
+            raw_key = KEY_PREFIX + secrets.token_urlsafe(32)
+            obj.prefix = raw_key[: len(KEY_PREFIX) + 6]
+            obj.hashed_key = hash_key(raw_key)
+            messages.warning(request, f"Copy the key now, it is not shown again: {raw_key}")
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        queryset.update(revoked=True)
 
 
 class IdentityInline(admin.TabularInline[Identity, Profile]):

@@ -22,6 +22,29 @@ class Source(models.Model):
         return self.name
 
 
+class ApiKey(models.Model):
+    """A server secret key for server-side callers; only its SHA-256 is stored.
+
+    Keys are 256 random bits, so a fast hash is enough: there is nothing to
+    brute-force that a slow password hash would protect.
+    """
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(
+        max_length=16, help_text="The key's first characters, to recognise it."
+    )
+    hashed_key = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name = "server API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
 class Profile(models.Model):
     """One person, stitched across the ids they were seen under."""
 

@@ -53,5 +53,13 @@ def web_source_write_key(name: str) -> str:
     return source.write_key
 
 
+def profile_by_id_value(*, kind: str, value: str) -> Profile | None:
+    return (
+        Profile.objects.prefetch_related("identities")
+        .filter(identities__kind=kind, identities__value=value)
+        .first()
+    )
+
+
 def profile_with_identities(profile_id: int) -> Profile | None:
     return Profile.objects.prefetch_related("identities").filter(pk=profile_id).first()
