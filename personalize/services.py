@@ -106,6 +106,18 @@ def merge_profiles(*, source_id: int, target_id: int) -> None:
         transaction.on_commit(lambda: live.announce_merge(source_id=source_id, target_id=target_id))
 
 
+def alias_profile(*, previous_id: str, profile: Profile) -> None:
+    """Segment's alias: ``previous_id`` (an earlier user or anonymous id) is the same
+    person as ``profile``; its profile, if any, is merged in, else the id is attached."""
+    known = Identity.objects.filter(value=previous_id).order_by("kind").first()
+    if known is None:
+        Identity.objects.get_or_create(
+            kind=Identity.Kind.USER_ID, value=previous_id, defaults={"profile": profile}
+        )
+    elif known.profile_id != profile.pk:
+        merge_profiles(source_id=known.profile_id, target_id=profile.pk)
+
+
 def profile_for_visitor(visitor: Visitor) -> Profile:
     return resolve_profile(anonymous_id=visitor.anonymous_id, user_id=visitor.user_id or "")
 
@@ -137,6 +149,12 @@ def ingest_messages(
             key = (message.anonymous_id, message.user_id)
             if key not in profiles:
                 profiles[key] = resolve_profile(anonymous_id=key[0], user_id=key[1])
+        for message in messages:
+            if message.type == "alias":
+                alias_profile(
+                    previous_id=message.previous_id,
+                    profile=profiles[(message.anonymous_id, message.user_id)],
+                )
         # A merge during resolution may have deleted a profile resolved earlier.
         for key, profile in list(profiles.items()):
             if not Profile.objects.filter(pk=profile.pk).exists():
