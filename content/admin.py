@@ -21,6 +21,10 @@ class BlockForm(forms.ModelForm):
             "body",
             "data",
             "segments",
+            "match_all",
+            "excluded_segments",
+            "starts_at",
+            "ends_at",
             "priority",
             "is_default",
             "status",
@@ -41,16 +45,18 @@ class BlockAdmin(admin.ModelAdmin[Block]):
     list_display = ("title", "slot", "key", "status", "priority", "is_default", "targets")
     list_filter = ("slot", "status", "is_default")
     search_fields = ("title", "key")
-    filter_horizontal = ("segments",)
+    filter_horizontal = ("segments", "excluded_segments")
     prepopulated_fields = {"key": ("title",)}
 
     def get_queryset(self, request: HttpRequest) -> Any:
-        return super().get_queryset(request).prefetch_related("segments")
+        return super().get_queryset(request).prefetch_related("segments", "excluded_segments")
 
     @admin.display(description="targets")
     def targets(self, block: Block) -> str:
         names = [s.name for s in block.segments.all()]
-        return ", ".join(names) if names else "everyone"
+        text = (" and " if block.match_all else ", ").join(names) if names else "everyone"
+        excluded = [s.name for s in block.excluded_segments.all()]
+        return f"{text} except {', '.join(excluded)}" if excluded else text
 
     def save_model(self, request: HttpRequest, obj: Block, form: Any, change: bool) -> None:
         obj.updated_at = timezone.now()

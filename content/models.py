@@ -28,6 +28,18 @@ class Block(models.Model):
         related_name="blocks",
         help_text="Shown to visitors in any of these segments; none means everyone.",
     )
+    match_all = models.BooleanField(
+        default=False,
+        help_text="Require every one of the segments above, not just any of them.",
+    )
+    excluded_segments = models.ManyToManyField(
+        Segment,
+        blank=True,
+        related_name="excluded_from_blocks",
+        help_text="Never shown to visitors in any of these segments.",
+    )
+    starts_at = models.DateTimeField(null=True, blank=True, help_text="Shown from this moment on.")
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="Shown until this moment.")
     priority = models.IntegerField(default=0, help_text="Higher wins when several blocks match.")
     is_default = models.BooleanField(
         default=False, help_text="Shown when no targeted block matches; one per slot."

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,24 @@ class Candidate:
     is_default: bool
     segment_ids: frozenset[int]
     segment_names: tuple[str, ...] = ()
+    match_all: bool = False
+    excluded_ids: frozenset[int] = frozenset()
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+
+    def on_schedule(self, now: datetime) -> bool:
+        return (self.starts_at is None or self.starts_at <= now) and (
+            self.ends_at is None or now < self.ends_at
+        )
+
+    def targets(self, segment_ids: frozenset[int]) -> bool:
+        if self.excluded_ids & segment_ids:
+            return False
+        if not self.segment_ids:
+            return True
+        if self.match_all:
+            return self.segment_ids <= segment_ids
+        return bool(self.segment_ids & segment_ids)
 
 
 @dataclass(frozen=True)
@@ -27,23 +46,29 @@ class Choice:
     reason: str
 
 
-def choose(candidates: Iterable[Candidate], segment_ids: frozenset[int]) -> Choice | None:
-    """The highest-priority block the visitor qualifies for: untargeted blocks
-    qualify everyone, targeted ones need one of their segments. Priority alone
-    orders them (editors raise a targeted block above a general one); ties go
-    to the key. With none, the slot's default."""
+def choose(
+    candidates: Iterable[Candidate], segment_ids: frozenset[int], now: datetime | None = None
+) -> Choice | None:
+    """The highest-priority block on schedule that the visitor qualifies for:
+    untargeted blocks qualify everyone, targeted ones need any (or, with
+    ``match_all``, all) of their segments, and an excluded segment disqualifies.
+    Priority alone orders them (editors raise a targeted block above a general
+    one); ties go to the key. With none, the slot's default."""
     ordered = sorted(candidates, key=lambda c: (-c.priority, c.key))
     default: Candidate | None = None
     for candidate in ordered:
+        if now is not None and not candidate.on_schedule(now):
+            continue
         if candidate.is_default:
             default = default or candidate
             continue
+        if not candidate.targets(segment_ids):
+            continue
         if not candidate.segment_ids:
             return Choice(candidate, "shown to everyone")
-        matched = candidate.segment_ids & segment_ids
-        if matched:
-            names = ", ".join(sorted(candidate.segment_names)) or "targeted segments"
-            return Choice(candidate, f"visitor is in {names}")
+        names = ", ".join(sorted(candidate.segment_names)) or "targeted segments"
+        quantifier = "all of " if candidate.match_all and len(candidate.segment_ids) > 1 else ""
+        return Choice(candidate, f"visitor is in {quantifier}{names}")
     if default is not None:
         return Choice(default, "default for the slot: no targeted block matched")
     return None

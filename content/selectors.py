@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Prefetch
+from django.utils import timezone
 
 from content.models import Block
 from content.rendering import sanitize_html
@@ -46,7 +47,8 @@ class SlotUpdate:
 def published_blocks(slots: Iterable[str]) -> list[Block]:
     return list(
         Block.objects.filter(slot__in=list(slots), status=Block.Status.PUBLISHED).prefetch_related(
-            Prefetch("segments", queryset=Segment.objects.only("id", "name"))
+            Prefetch("segments", queryset=Segment.objects.only("id", "name")),
+            Prefetch("excluded_segments", queryset=Segment.objects.only("id")),
         )
     )
 
@@ -55,6 +57,7 @@ def blocks_for_segments(
     *, slots: Iterable[str], segment_ids: frozenset[int]
 ) -> dict[str, list[RenderedBlock]]:
     """For each slot, the chosen block (an empty list when the slot has none)."""
+    now = timezone.now()
     wanted = list(dict.fromkeys(slots))
     by_slot: dict[str, list[Block]] = {slot: [] for slot in wanted}
     for block in published_blocks(wanted):
@@ -71,10 +74,14 @@ def blocks_for_segments(
                 is_default=block.is_default,
                 segment_ids=frozenset(s.id for s in block.segments.all()),
                 segment_names=tuple(s.name for s in block.segments.all() if s.id in segment_ids),
+                match_all=block.match_all,
+                excluded_ids=frozenset(s.id for s in block.excluded_segments.all()),
+                starts_at=block.starts_at,
+                ends_at=block.ends_at,
             )
             for block in blocks
         ]
-        choice = choose(candidates, segment_ids)
+        choice = choose(candidates, segment_ids, now)
         if choice is None:
             chosen[slot] = []
             continue

@@ -8,15 +8,27 @@ from django.http import HttpRequest
 from jinja2 import pass_context
 from markupsafe import Markup
 
-from content.selectors import RenderedBlock, blocks_for_profile
+from content.selectors import RenderedBlock, blocks_for_segments
 from personalize.selectors import profile_id_for_request
+from segments.selectors import current_segment_ids
+
+_SEGMENTS_CACHE = "_p13n_segment_ids"
+
+
+def _segment_ids(request: HttpRequest) -> frozenset[int]:
+    """The visitor's memberships, read once per request for all of a page's slots."""
+    if not hasattr(request, _SEGMENTS_CACHE):
+        ids = current_segment_ids(profile_id=profile_id_for_request(request))
+        setattr(request, _SEGMENTS_CACHE, ids)
+    cached: frozenset[int] = getattr(request, _SEGMENTS_CACHE)
+    return cached
 
 
 @pass_context
 def slot(context: Any, name: str) -> Markup:
     request: HttpRequest = context["request"]
-    blocks: list[RenderedBlock] = blocks_for_profile(
-        profile_id=profile_id_for_request(request), slots=[name]
+    blocks: list[RenderedBlock] = blocks_for_segments(
+        slots=[name], segment_ids=_segment_ids(request)
     )[name]
     keys = " ".join(block.key for block in blocks)
     inner = Markup("").join(

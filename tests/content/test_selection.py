@@ -138,3 +138,51 @@ def test_a_slot_has_at_most_one_default_block(db: None) -> None:
 
     with pytest.raises(IntegrityError):
         BlockFactory.create(slot="hero", is_default=True)
+
+
+# --- all-of targeting, exclusions and schedules (pure selection) -----------------------------
+
+from datetime import UTC, datetime, timedelta  # noqa: E402
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def _scheduled(key: str, **fields: object) -> Candidate:
+    values: dict[str, object] = {
+        "id": hash(key) % 10_000,
+        "slot": "hero",
+        "key": key,
+        "priority": 0,
+        "is_default": False,
+        "segment_ids": frozenset(),
+    }
+    values.update(fields)
+    return Candidate(**values)  # type: ignore[arg-type]  # keyword values of mixed types
+
+
+def test_an_all_of_block_needs_every_segment() -> None:
+    both = _scheduled("both", priority=5, segment_ids=frozenset({1, 2}), match_all=True)
+    default = _scheduled("default", is_default=True)
+    assert choose([both, default], frozenset({1}), NOW).candidate.key == "default"  # type: ignore[union-attr]
+    chosen = choose([both, default], frozenset({1, 2, 3}), NOW)
+    assert chosen is not None
+    assert chosen.candidate.key == "both"
+
+
+def test_an_excluded_segment_hides_a_block_even_from_matching_visitors() -> None:
+    promo = _scheduled("promo", priority=5, segment_ids=frozenset({1}), excluded_ids=frozenset({9}))
+    general = _scheduled("general")
+    chosen = choose([promo, general], frozenset({1, 9}), NOW)
+    assert chosen is not None
+    assert chosen.candidate.key == "general"
+
+
+def test_a_block_is_shown_only_within_its_schedule() -> None:
+    sale = _scheduled("sale", priority=5, starts_at=NOW - timedelta(hours=1), ends_at=NOW)
+    general = _scheduled("general")
+    before_end = choose([sale, general], frozenset(), NOW - timedelta(seconds=1))
+    at_end = choose([sale, general], frozenset(), NOW)
+    assert before_end is not None
+    assert before_end.candidate.key == "sale"
+    assert at_end is not None
+    assert at_end.candidate.key == "general"
