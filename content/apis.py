@@ -4,13 +4,17 @@ import re
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from content.selectors import blocks_for_profile
-from personalize.errors import InvalidInput
-from personalize.selectors import profile_id_for_request
+from personalize.auth import ServerKeyAuthentication
+from personalize.errors import Forbidden, InvalidInput
+from personalize.models import ApiKey
+from personalize.selectors import profile_id_for_request, profile_id_for_visitor
+from personalize.visitors import Visitor
 from segments.selectors import current_segment_slugs
 
 SLOT_NAME = re.compile(r"^[a-z0-9_-]{1,50}$")
@@ -18,9 +22,14 @@ MAX_SLOTS = 20
 
 
 class BlocksApi(APIView):
-    """The blocks chosen for the requesting visitor (by their ``ajs_*`` cookies)."""
+    """The blocks chosen for a visitor.
 
-    authentication_classes: list[type] = []
+    From a browser: the requesting visitor, by their ``ajs_*`` cookies. From a
+    server holding a server key: any visitor, by ``anonymous_id`` or ``user_id``.
+    ``debug=1`` adds each decision's reason, for staff and server keys only.
+    """
+
+    authentication_classes = [ServerKeyAuthentication, SessionAuthentication]
     permission_classes: list[type] = []
 
     class BlockSerializer(serializers.Serializer):
@@ -30,12 +39,19 @@ class BlocksApi(APIView):
         title = serializers.CharField()
         html = serializers.CharField()
         data = serializers.JSONField()  # type: ignore[assignment]
-        reason = serializers.CharField()
+        reason = serializers.CharField(
+            required=False, help_text="With debug=1 (staff or server key)."
+        )
 
     @extend_schema(
         parameters=[
             OpenApiParameter(
                 "slot", str, many=True, required=True, description="Slot names; repeat for several."
+            ),
+            OpenApiParameter("anonymous_id", str, description="With a server key: whose blocks."),
+            OpenApiParameter("user_id", str, description="With a server key: whose blocks."),
+            OpenApiParameter(
+                "debug", bool, description="Add decision reasons (staff or server key)."
             ),
         ],
         responses=inline_serializer(
@@ -57,12 +73,28 @@ class BlocksApi(APIView):
                 raise InvalidInput(
                     f"{name[:60]!r} is not a slot name (a-z, 0-9, - and _)", field="slot"
                 )
-        profile_id = profile_id_for_request(request._request)
+        has_server_key = isinstance(request.auth, ApiKey)
+        anonymous_id = request.query_params.get("anonymous_id", "").strip()
+        user_id = request.query_params.get("user_id", "").strip()
+        if anonymous_id or user_id:
+            if not has_server_key:
+                raise Forbidden("choosing the visitor needs a server key", field="anonymous_id")
+            profile_id = profile_id_for_visitor(
+                Visitor(anonymous_id=anonymous_id, user_id=user_id or None)
+            )
+        else:
+            profile_id = profile_id_for_request(request._request)
+        debug = request.query_params.get("debug") in {"1", "true"}
+        if debug and not (has_server_key or request.user.is_staff):
+            raise Forbidden("debug is for staff and server keys", field="debug")
         blocks = blocks_for_profile(profile_id=profile_id, slots=slots)
         response = Response(
             {
                 "segments": current_segment_slugs(profile_id=profile_id),
-                "slots": {slot: [b.as_json() for b in chosen] for slot, chosen in blocks.items()},
+                "slots": {
+                    slot: [b.as_json(with_reason=debug) for b in chosen]
+                    for slot, chosen in blocks.items()
+                },
             }
         )
         # Per-visitor content: never stored by shared caches, never reused across cookies.

@@ -26,16 +26,18 @@ class RenderedBlock:
     data: dict[str, Any]
     reason: str
 
-    def as_json(self) -> dict[str, Any]:
-        return {
+    def as_json(self, *, with_reason: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
             "id": self.id,
             "key": self.key,
             "slot": self.slot,
             "title": self.title,
             "html": self.html,
             "data": self.data,
-            "reason": self.reason,
         }
+        if with_reason:
+            data["reason"] = self.reason
+        return data
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,11 @@ class Unauthorized(DomainError):
     status = 401
 
 
+class Forbidden(DomainError):
+    code = "forbidden"
+    status = 403
+
+
 class NotFound(DomainError):
     code = "not_found"
     status = 404

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 from pytest_django import DjangoAssertNumQueries
 
 from content.models import Block
 from content.services import block_save
+from personalize.keys import api_key_create
 from personalize.models import Identity, Profile
 from segments.models import Segment
 from segments.services import recompute_profile
@@ -84,11 +86,8 @@ def test_new_visitor_gets_the_defaults_for_several_slots(client: Client, hero_bl
         "recs": [],
     }
     hero = body["slots"]["hero"][0]
-    assert set(hero) == {"id", "key", "slot", "title", "html", "data", "reason"}
-    assert (hero["html"], hero["reason"]) == (
-        "<p>Welcome</p>",
-        "default for the slot: no targeted block matched",
-    )
+    assert set(hero) == {"id", "key", "slot", "title", "html", "data"}
+    assert hero["html"] == "<p>Welcome</p>"
 
 
 def test_blocks_response_is_private_and_varies_by_cookie(client: Client, hero_blocks: None) -> None:
@@ -109,7 +108,6 @@ def test_visitor_in_a_segment_gets_its_block_and_another_visitor_does_not(
     theirs = stranger.get("/api/v1/blocks", {"slot": "hero"}).json()
 
     assert (mine["segments"], mine["slots"]["hero"][0]["key"]) == (["vip"], "hero-vip")
-    assert mine["slots"]["hero"][0]["reason"] == "visitor is in VIP"
     assert (theirs["segments"], theirs["slots"]["hero"][0]["key"]) == ([], "hero-default")
 
 
@@ -201,3 +199,36 @@ def test_homepage_query_count_is_bounded(
 
     assert response.status_code == 200
     assert 'data-blocks="hero-7"' in response.content.decode()
+
+
+def test_debug_reasons_are_for_staff_only(hero_blocks: None) -> None:
+    visitor = Client()
+    _visitor_in_vip(visitor, "anon-member")
+    refused = visitor.get("/api/v1/blocks", {"slot": "hero", "debug": "1"})
+    staff = Client()
+    staff.force_login(User.objects.create_user("editor", password="x", is_staff=True))
+    staff.cookies["ajs_anonymous_id"] = "anon-member"
+    explained = staff.get("/api/v1/blocks", {"slot": "hero", "debug": "1"})
+
+    assert refused.status_code == 403
+    assert refused.json()["field"] == "debug"
+    assert explained.json()["slots"]["hero"][0]["reason"] == "visitor is in VIP"
+
+
+def test_a_server_key_reads_any_visitors_blocks_and_a_browser_cannot(hero_blocks: None) -> None:
+    _visitor_in_vip(Client(), "anon-member")
+    _, key = api_key_create(name="backend")
+
+    served = Client().get(
+        "/api/v1/blocks",
+        {"slot": "hero", "anonymous_id": "anon-member", "debug": "1"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    refused = Client().get("/api/v1/blocks", {"slot": "hero", "anonymous_id": "anon-member"})
+
+    assert served.status_code == 200
+    assert [(b["key"], b["reason"]) for b in served.json()["slots"]["hero"]] == [
+        ("hero-vip", "visitor is in VIP")
+    ]
+    assert refused.status_code == 403
+    assert "hero" not in refused.json()
