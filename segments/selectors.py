@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
 from django.db.models import QuerySet
 
 from personalize.models import Event, Profile
 from segments.models import Membership, Segment
 from segments.rules import EventRecord, ProfileSnapshot, Rule, rule_from_json
+from segments.rules.sql import Vendor, compile_rule
 from segments.rules.tree import Aggregate, Recency, Sequence, walk
 
 
@@ -86,3 +89,19 @@ def current_segment_slugs(*, profile_id: int | None) -> list[str]:
         .order_by("segment__slug")
         .values_list("segment__slug", flat=True)
     )
+
+
+def segment_member_ids(*, rule: Rule, segments: Mapping[str, Rule], now: datetime) -> set[int]:
+    """Ids of all profiles matching ``rule`` at ``now``, in one set-based query."""
+    vendor: Vendor
+    if connection.vendor == "postgresql":
+        vendor = "postgresql"
+    elif connection.vendor == "sqlite":
+        vendor = "sqlite"
+    else:
+        # Only the two databases the product runs on have a segment SQL dialect.
+        raise ImproperlyConfigured(f"segments need PostgreSQL or SQLite, not {connection.vendor}")
+    query = compile_rule(rule, now=now, segments=segments, vendor=vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(query.sql, query.params)
+        return {row[0] for row in cursor.fetchall()}

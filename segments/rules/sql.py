@@ -1,0 +1,544 @@
+"""The batch compiler: one rule becomes one set-based SQL query over all profiles.
+
+``compile_rule`` returns SQL text and parameters selecting the ids of every profile
+that matches the rule at ``now``; it agrees with the reference evaluator
+(``evaluate.py``) row for row. Each Aggregate, Recency and Sequence leaf becomes a CTE
+grouped by profile and LEFT JOINed to the profiles, so the database does the work in
+a few scans instead of a loop over profiles.
+
+Rules the SQL follows so it means what ``compare()`` means:
+
+- every leaf predicate is wrapped in ``COALESCE(..., FALSE)``: SQL's unknown never
+  reaches ``NOT``, which therefore behaves like Python's ``not``;
+- JSON values are typed before they are compared (``json_type`` on SQLite,
+  ``jsonb_typeof`` on PostgreSQL), so a boolean never equals a number, numbers compare
+  numerically, strings by code point (``COLLATE "C"`` on PostgreSQL), JSON null is
+  missing; casts sit inside ``CASE`` so PostgreSQL never casts a non-number;
+- object keys are followed only through objects, never into arrays (the evaluator's
+  ``lookup`` only walks mappings);
+- SQLite stores timestamps as UTC text ``YYYY-MM-DD HH:MM:SS[.ffffff]``; they are
+  turned into integer microseconds since the epoch, never floating julian days.
+
+Placeholders are DB-API ``format`` style (``%s``; a literal percent sign is written
+``%%``), which both Django's cursors and psycopg accept. No ORM here: the edge that
+runs the query is ``segments.selectors.segment_member_ids``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal, TypeGuard
+
+from segments.rules.tree import (
+    Aggregate,
+    And,
+    EventMatcher,
+    InSegment,
+    Not,
+    Or,
+    PropertyFilter,
+    Recency,
+    Rule,
+    Sequence,
+    TraitCondition,
+    Value,
+    Window,
+)
+
+Vendor = Literal["postgresql", "sqlite"]
+SqlParam = str | int | float | bool | datetime | None
+
+PROFILE_TABLE = "personalize_profile"
+EVENT_TABLE = "personalize_event"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_TOKEN = re.compile("\x00(\\d+)\x00")
+# Keys json.dumps writes verbatim and an SQLite JSON path can quote.
+_PLAIN_KEY = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]+")
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    sql: str
+    params: list[SqlParam]
+
+
+def compile_rule(
+    rule: Rule, *, now: datetime, segments: Mapping[str, Rule], vendor: Vendor
+) -> CompiledQuery:
+    """SQL selecting the ids of all profiles for which ``rule`` holds at ``now``."""
+    if vendor not in ("postgresql", "sqlite"):
+        raise ValueError(f"no SQL compiler for database vendor {vendor!r}")
+    compiler = _Compiler(now=now, segments=segments, vendor=vendor)
+    where = compiler.predicate(rule, ())
+    parts: list[str] = []
+    if compiler.ctes:
+        parts.append("WITH " + ",\n".join(compiler.ctes))
+    parts.append(f"SELECT p.id FROM {PROFILE_TABLE} p")
+    parts.extend(compiler.joins)
+    parts.append(f"WHERE {where}")
+    return compiler.finish("\n".join(parts))
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class _Compiler:
+    def __init__(self, *, now: datetime, segments: Mapping[str, Rule], vendor: Vendor) -> None:
+        self.now = now
+        self.segments = segments
+        self.pg = vendor == "postgresql"
+        self.float_type = "double precision" if self.pg else "REAL"
+        self.ctes: list[str] = []
+        self.joins: list[str] = []
+        self._params: list[SqlParam] = []
+
+    # --- parameters -------------------------------------------------------------
+
+    def param(self, value: SqlParam) -> str:
+        """A placeholder token for ``value``; ``finish`` numbers them in text order."""
+        self._params.append(value)
+        return f"\x00{len(self._params) - 1}\x00"
+
+    def finish(self, text: str) -> CompiledQuery:
+        params: list[SqlParam] = []
+
+        def replace(match: re.Match[str]) -> str:
+            params.append(self._params[int(match.group(1))])
+            return "%s"
+
+        return CompiledQuery(sql=_TOKEN.sub(replace, text), params=params)
+
+    def moment(self, value: datetime) -> str:
+        """A point in time in the form ``ts()`` produces."""
+        if self.pg:
+            return f"CAST({self.param(value)} AS timestamptz)"
+        return self.param(_micros(value))
+
+    def ts(self, alias: str) -> str:
+        """The event's time; on SQLite integer microseconds since the epoch.
+
+        The fraction is cut off before ``strftime``, which would round it to the
+        millisecond (and so ``…:59.999999`` up to the next second).
+        """
+        if self.pg:
+            return f"{alias}.timestamp"
+        column = f"{alias}.timestamp"
+        return (
+            f"(CAST(strftime('%%s', substr({column}, 1, 19)) AS INTEGER) * 1000000"
+            f" + CAST(substr({column} || '.000000', 21, 6) AS INTEGER))"
+        )
+
+    def plus(self, ts: str, span: timedelta) -> str:
+        micros = span // _MICROSECOND
+        if self.pg:
+            return f"({ts} + CAST({self.param(micros)} AS double precision) * INTERVAL '1 microsecond')"
+        return f"({ts} + {self.param(micros)})"
+
+    # --- the tree ------------------------------------------------------------------
+
+    def predicate(self, rule: Rule, stack: tuple[str, ...]) -> str:
+        """A boolean expression over ``p`` that is TRUE or FALSE, never NULL."""
+        if isinstance(rule, And):
+            if not rule.rules:
+                return "(1 = 1)"
+            return "(" + " AND ".join(self.predicate(r, stack) for r in rule.rules) + ")"
+        if isinstance(rule, Or):
+            if not rule.rules:
+                return "(1 = 0)"
+            return "(" + " OR ".join(self.predicate(r, stack) for r in rule.rules) + ")"
+        if isinstance(rule, Not):
+            return f"(NOT {self.predicate(rule.rule, stack)})"
+        if isinstance(rule, TraitCondition):
+            return _never_null(
+                self.compare(_Slot(self, "p.traits", rule.path), rule.op, rule.value)
+            )
+        if isinstance(rule, Aggregate):
+            return self.aggregate(rule)
+        if isinstance(rule, Recency):
+            return self.recency(rule)
+        if isinstance(rule, Sequence):
+            return self.sequence(rule)
+        return self.in_segment(rule, stack)
+
+    def in_segment(self, rule: InSegment, stack: tuple[str, ...]) -> str:
+        target = self.segments.get(rule.slug)
+        if target is None or rule.slug in stack:
+            # An unknown (or, defensively, cyclic) segment has no members.
+            return "(1 = 0)" if rule.member else "(1 = 1)"
+        inside = self.predicate(target, (*stack, rule.slug))
+        return inside if rule.member else f"(NOT {inside})"
+
+    def join_cte(self, body: str) -> str:
+        name = f"leaf_{len(self.ctes)}"
+        self.ctes.append(f"{name} AS (\n{body}\n)")
+        self.joins.append(f"LEFT JOIN {name} ON {name}.pid = p.id")
+        return name
+
+    # --- events ----------------------------------------------------------------------
+
+    def event_slot(self, alias: str, path: tuple[str, ...]) -> _Slot:
+        if path[0] == "context" and len(path) > 1:
+            return _Slot(self, f"{alias}.context", path[1:])
+        return _Slot(self, f"{alias}.properties", path)
+
+    def matches(self, alias: str, matcher: EventMatcher) -> list[str]:
+        conditions = [f"{alias}.name = {self.param(matcher.event)}"]
+        conditions.extend(self.filter_holds(alias, item) for item in matcher.where)
+        return conditions
+
+    def filter_holds(self, alias: str, item: PropertyFilter) -> str:
+        return _never_null(self.compare(self.event_slot(alias, item.path), item.op, item.value))
+
+    def inside(self, alias: str, window: Window) -> list[str]:
+        ts = self.ts(alias)
+        conditions = [f"{ts} <= {self.moment(self.now - window.newest_age)}"]
+        if window.oldest_age is not None:
+            conditions.append(f"{ts} > {self.moment(self.now - window.oldest_age)}")
+        if window.start is not None:
+            conditions.append(f"{ts} >= {self.moment(window.start)}")
+        if window.end is not None:
+            conditions.append(f"{ts} < {self.moment(window.end)}")
+        return conditions
+
+    def aggregate(self, rule: Aggregate) -> str:
+        where = self.matches("e", rule.matcher) + self.inside("e", rule.window)
+        if rule.fn == "count":
+            value = "COUNT(*)"
+        else:
+            assert rule.property is not None
+            slot = self.event_slot("e", rule.property)
+            if rule.fn == "distinct":
+                value = f"COUNT(DISTINCT {slot.float_value()}) + COUNT(DISTINCT {slot.other_key()})"
+            elif rule.fn == "avg":
+                # In floating point like the evaluator (fsum / len), not exact numeric.
+                number = slot.number()
+                value = f"CAST(SUM({number}) AS {self.float_type}) / NULLIF(COUNT({number}), 0)"
+            else:
+                value = f"{rule.fn.upper()}({slot.number()})"
+        name = self.join_cte(
+            f"SELECT e.profile_id AS pid, {value} AS value FROM {EVENT_TABLE} e\n"
+            f"WHERE {' AND '.join(where)}\nGROUP BY e.profile_id"
+        )
+        actual = f"{name}.value"
+        if rule.fn in {"count", "sum", "distinct"}:
+            # Over no events (no row, or no numbers for sum) these are 0.
+            actual = f"COALESCE({actual}, 0)"
+        return _never_null(
+            f"{actual} IS NOT NULL AND {self.compare_number(actual, rule.op, rule.value, floating=rule.fn == 'avg')}"
+        )
+
+    def recency(self, rule: Recency) -> str:
+        ts = self.ts("e")
+        where = [*self.matches("e", rule.matcher), f"{ts} <= {self.moment(self.now)}"]
+        name = self.join_cte(
+            f"SELECT e.profile_id AS pid, MAX({ts}) AS last FROM {EVENT_TABLE} e\n"
+            f"WHERE {' AND '.join(where)}\nGROUP BY e.profile_id"
+        )
+        # now - last <op> age  <=>  last <mirrored op> now - age
+        mirrored = {"gt": "<", "gte": "<=", "lt": ">", "lte": ">="}[rule.op]
+        bound = self.moment(self.now - rule.age)
+        return _never_null(f"{name}.last IS NOT NULL AND {name}.last {mirrored} {bound}")
+
+    def sequence(self, rule: Sequence) -> str:
+        first_ts, then_ts = self.ts("f"), self.ts("t")
+        deadline = self.plus(first_ts, rule.within)
+        then_where = [
+            "t.profile_id = f.profile_id",
+            *self.matches("t", rule.then),
+            "t.id <> f.id",
+            f"{then_ts} >= {first_ts}",
+            f"{then_ts} <= {deadline}",
+            f"{then_ts} <= {self.moment(self.now)}",
+        ]
+        followed = f"EXISTS (SELECT 1 FROM {EVENT_TABLE} t WHERE {' AND '.join(then_where)})"
+        where = self.matches("f", rule.first) + self.inside("f", rule.window)
+        if rule.followed:
+            where.append(followed)
+        else:
+            where.append(f"{self.plus(first_ts, rule.within)} <= {self.moment(self.now)}")
+            where.append(f"NOT {followed}")
+        name = self.join_cte(
+            f"SELECT DISTINCT f.profile_id AS pid FROM {EVENT_TABLE} f\nWHERE {' AND '.join(where)}"
+        )
+        return f"({name}.pid IS NOT NULL)"
+
+    # --- comparisons -------------------------------------------------------------------
+
+    def compare_number(
+        self, actual: str, op: str, expected: Value, *, floating: bool = False
+    ) -> str:
+        """``compare(actual, op, expected)`` where ``actual`` is a non-null SQL number.
+
+        ``floating``: ``actual`` is a double, compared with doubles as Python does.
+        """
+        number = functools.partial(self.number, floating=floating)
+        if op == "exists":
+            return "1 = 1"
+        if op in {"not_exists", "is_empty", "contains", "starts_with", "ends_with"}:
+            return "1 = 0"
+        if op in {"eq", "ne"}:
+            same = f"{actual} = {number(expected)}" if _is_number(expected) else "1 = 0"
+            return same if op == "eq" else f"NOT ({same})"
+        if op in {"in", "not_in"}:
+            assert isinstance(expected, list)
+            found = [f"{actual} = {number(item)}" for item in expected if _is_number(item)]
+            any_found = "(" + " OR ".join(found) + ")" if found else "1 = 0"
+            return any_found if op == "in" else f"NOT {any_found}"
+        if op == "between":
+            assert isinstance(expected, list)
+            low, high = expected
+            assert _is_number(low)
+            assert _is_number(high)
+            return f"{actual} BETWEEN {number(low)} AND {number(high)}"
+        if op in _ORDER:
+            if not _is_number(expected):
+                return "1 = 0"
+            return f"{actual} {_ORDER[op]} {number(expected)}"
+        raise ValueError(f"unknown operator {op!r}")
+
+    def number(self, value: SqlParam, *, floating: bool = False) -> str:
+        if self.pg:
+            return f"CAST({self.param(value)} AS {'double precision' if floating else 'numeric'})"
+        return self.param(value)
+
+    def text(self, value: str) -> str:
+        if self.pg:
+            return f'CAST({self.param(value)} AS text) COLLATE "C"'
+        return self.param(value)
+
+    def compare(self, slot: _Slot, op: str, expected: Value) -> str:
+        """``compare(lookup(slot), op, expected)`` as SQL (may be NULL: wrap it)."""
+        if op == "exists":
+            return f"NOT {slot.missing()}"
+        if op == "not_exists":
+            return slot.missing()
+        if op == "is_empty":
+            return f"({slot.missing()} OR {slot.empty()})"
+        if op in {"eq", "ne"}:
+            same = _never_null(self.same(slot, expected))
+            return same if op == "eq" else f"NOT {same}"
+        if op in {"in", "not_in"}:
+            assert isinstance(expected, list)
+            found = [self.same(slot, item) for item in expected]
+            any_found = _never_null(" OR ".join(found)) if found else "(1 = 0)"
+            return any_found if op == "in" else f"NOT {any_found}"
+        if op == "between":
+            assert isinstance(expected, list)
+            low, high = expected
+            assert _is_number(low)
+            assert _is_number(high)
+            return f"{slot.number()} BETWEEN {self.number(low)} AND {self.number(high)}"
+        if op in _ORDER:
+            if _is_number(expected):
+                return f"{slot.number()} {_ORDER[op]} {self.number(expected)}"
+            if isinstance(expected, str):
+                return f"{slot.string()} {_ORDER[op]} {self.text(expected)}"
+            return "1 = 0"
+        if op == "contains":
+            element = slot.has_element(expected)
+            if isinstance(expected, str):
+                return f"({slot.string_contains(expected)} OR {element})"
+            return element
+        if op in {"starts_with", "ends_with"}:
+            if not isinstance(expected, str):
+                return "1 = 0"
+            return slot.starts_with(expected) if op == "starts_with" else slot.ends_with(expected)
+        raise ValueError(f"unknown operator {op!r}")
+
+    def same(self, slot: _Slot, expected: Value) -> str:
+        """``lookup(slot) is not None and _same(actual, expected)`` for a scalar."""
+        if isinstance(expected, bool):
+            return slot.is_bool(expected)
+        if _is_number(expected):
+            return f"{slot.number()} = {self.number(expected)}"
+        if isinstance(expected, str):
+            return f"{slot.string()} = {self.text(expected)}"
+        # None matches nothing present; a list never equals a scalar rule value.
+        return "1 = 0"
+
+
+_ORDER = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+
+
+def _never_null(expr: str) -> str:
+    return f"COALESCE(({expr}), 1 = 0)"
+
+
+class _Slot:
+    """The JSON value at ``path`` inside the JSON column ``doc`` (None when absent)."""
+
+    def __init__(
+        self, compiler: _Compiler, doc: str, path: tuple[str, ...], *, element: bool = False
+    ) -> None:
+        self.c = compiler
+        self.doc = doc
+        self.path = path
+        # SQLite: a row of json_each (``doc`` is its alias), whose columns are typed already.
+        self.element = element
+
+    # --- raw access per vendor ---------------------------------------------------------
+
+    def _pg_value(self) -> str:
+        # ``-> text`` reads object members only (never array positions), like lookup().
+        expr = self.doc
+        for key in self.path:
+            expr = f"({expr} -> CAST({self.c.param(key)} AS text))"
+        return expr
+
+    def _sqlite_chain(self) -> tuple[str, str] | None:
+        """For keys a JSON path cannot name: (container JSON, key) via json_each.
+
+        A path label is matched against the key as written in the stored text, and
+        ``json.dumps`` escapes quotes, backslashes, control and non-ASCII characters;
+        ``json_each`` decodes keys, so such keys are looked up through it instead.
+        """
+        if all(_PLAIN_KEY.fullmatch(key) for key in self.path):
+            return None
+        container = self.doc
+        for key in self.path[:-1]:
+            container = (
+                f"(SELECT j.value FROM json_each({container}) j"
+                f" WHERE j.key = {self.c.param(key)} AND j.type = 'object')"
+            )
+        return container, self.path[-1]
+
+    def _sqlite_path(self) -> str:
+        return self.c.param("$" + "".join(f'."{key}"' for key in self.path))
+
+    def type(self) -> str:
+        """SQLite: json_type names; PostgreSQL: jsonb_typeof names; NULL when absent."""
+        if self.c.pg:
+            return f"jsonb_typeof({self._pg_value()})"
+        if self.element:
+            return f"{self.doc}.type"
+        chain = self._sqlite_chain()
+        if chain is not None:
+            container, key = chain
+            return (
+                f"(SELECT j.type FROM json_each({container}) j WHERE j.key = {self.c.param(key)})"
+            )
+        return f"json_type({self.doc}, {self._sqlite_path()})"
+
+    def raw(self) -> str:
+        """SQLite: the SQL value (JSON text for arrays/objects); PostgreSQL: jsonb."""
+        if self.c.pg:
+            return self._pg_value()
+        if self.element:
+            return f"{self.doc}.value"
+        chain = self._sqlite_chain()
+        if chain is not None:
+            container, key = chain
+            return (
+                f"(SELECT j.value FROM json_each({container}) j WHERE j.key = {self.c.param(key)})"
+            )
+        return f"json_extract({self.doc}, {self._sqlite_path()})"
+
+    def _pg_text(self) -> str:
+        return f"({self._pg_value()} #>> '{{}}')"
+
+    # --- typed views --------------------------------------------------------------------
+
+    def missing(self) -> str:
+        return f"(COALESCE({self.type()}, 'null') = 'null')"
+
+    def number(self) -> str:
+        """The value when it is a JSON number, else NULL."""
+        if self.c.pg:
+            return (
+                f"(CASE WHEN {self.type()} = 'number' THEN CAST({self._pg_text()} AS numeric) END)"
+            )
+        return f"(CASE WHEN {self.type()} IN ('integer', 'real') THEN {self.raw()} END)"
+
+    def float_value(self) -> str:
+        """The value as a float when a number (distinct counts numbers numerically)."""
+        if self.c.pg:
+            return f"(CASE WHEN {self.type()} = 'number' THEN CAST({self._pg_text()} AS double precision) END)"
+        return (
+            f"(CASE WHEN {self.type()} IN ('integer', 'real') THEN CAST({self.raw()} AS REAL) END)"
+        )
+
+    def other_key(self) -> str:
+        """A typed text key for values that are present and not numbers, else NULL."""
+        if self.c.pg:
+            kind = self.type()
+            return (
+                f"(CASE WHEN {kind} IN ('string', 'boolean', 'array', 'object')"
+                f" THEN {kind} || ':' || {self._pg_text()} END)"
+            )
+        kind = self.type()
+        return (
+            f"(CASE WHEN {kind} IN ('text', 'true', 'false', 'array', 'object')"
+            f" THEN {kind} || ':' || {self.raw()} END)"
+        )
+
+    def string(self) -> str:
+        """The value when it is a JSON string, else NULL."""
+        if self.c.pg:
+            return f"(CASE WHEN {self.type()} = 'string' THEN {self._pg_text()} END) COLLATE \"C\""
+        return f"(CASE WHEN {self.type()} = 'text' THEN {self.raw()} END)"
+
+    def is_bool(self, value: bool) -> str:
+        literal = "'true'" if value else "'false'"
+        if self.c.pg:
+            return f"({self.type()} = 'boolean' AND {self._pg_text()} = {literal})"
+        return f"({self.type()} = {literal})"
+
+    def empty(self) -> str:
+        if self.c.pg:
+            value = self._pg_value()
+            return (
+                f"({value} = CAST('\"\"' AS jsonb) OR {value} = CAST('[]' AS jsonb)"
+                f" OR {value} = CAST('{{}}' AS jsonb))"
+            )
+        kind = self.type()
+        return (
+            f"(({kind} = 'text' AND {self.raw()} = '')"
+            f" OR ({kind} IN ('array', 'object') AND {self.raw()} IN ('[]', '{{}}')))"
+        )
+
+    def string_contains(self, needle: str) -> str:
+        if self.c.pg:
+            return f"(strpos({self.string()}, {self.c.text(needle)}) > 0)"
+        return f"(instr({self.string()}, {self.c.text(needle)}) > 0)"
+
+    def starts_with(self, prefix: str) -> str:
+        value = self.string()
+        if self.c.pg:
+            return f"(left({value}, length({self.c.text(prefix)})) = {self.c.text(prefix)})"
+        return f"(substr({value}, 1, length({self.c.param(prefix)})) = {self.c.param(prefix)})"
+
+    def ends_with(self, suffix: str) -> str:
+        value = self.string()
+        if self.c.pg:
+            return f"(right({value}, length({self.c.text(suffix)})) = {self.c.text(suffix)})"
+        return (
+            f"(length({value}) >= length({self.c.param(suffix)})"
+            f" AND substr({value}, length({value}) - length({self.c.param(suffix)}) + 1)"
+            f" = {self.c.param(suffix)})"
+        )
+
+    def has_element(self, expected: Value) -> str:
+        """The value is an array with an element ``_same`` as ``expected``."""
+        if self.c.pg:
+            element = _Slot(self.c, "el.value", ())
+            source = f"jsonb_array_elements(CASE WHEN {self.type()} = 'array' THEN {self._pg_value()} END)"
+        else:
+            element = _Slot(self.c, "el", (), element=True)
+            source = f"json_each(CASE WHEN {self.type()} = 'array' THEN {self.raw()} END)"
+        if expected is None:
+            # _same(None, None) holds: an array containing null contains null.
+            condition = f"{element.type()} = 'null'"
+        else:
+            condition = self.c.same(element, expected)
+        return f"EXISTS (SELECT 1 FROM {source} el WHERE {condition})"
