@@ -9,7 +9,7 @@ from django.http import HttpRequest
 
 from segments.models import Membership, Segment
 from segments.rules import RuleError
-from segments.services import validate_segment_rule
+from segments.services import request_segment_recompute, validate_segment_rule
 
 
 class SegmentForm(forms.ModelForm):
@@ -50,6 +50,7 @@ class SegmentAdmin(admin.ModelAdmin[Segment]):
 
         obj.updated_at = timezone.now()
         super().save_model(request, obj, form, change)
+        request_segment_recompute(segment_id=obj.pk)
 
 
 @admin.register(Membership)

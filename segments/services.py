@@ -95,6 +95,7 @@ def segment_save(
             "updated_at": timezone.now(),
         },
     )
+    request_segment_recompute(segment_id=segment.pk)
     return segment
 
 
@@ -231,3 +232,99 @@ def recompute_due_profiles(*, now: datetime | None = None) -> int:
     for profile_id in profile_ids:
         recompute_profile(profile_id=profile_id, now=now)
     return len(profile_ids)
+
+
+# --- batch: a whole segment at once --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SegmentRecompute:
+    segment: str
+    members: int
+    entered: int
+    exited: int
+
+
+def recompute_segment(*, segment_id: int, now: datetime | None = None) -> SegmentRecompute:
+    """Recompute one segment for every profile with its set-based SQL (the batch path).
+
+    Used when a segment is created or its rule changes. Membership changes are
+    written and announced like incremental ones; profiles whose events the rule
+    reads are then marked due, so the per-profile path fills in the moment each
+    one's truth can next change with time (a window lapsing later on).
+    """
+    now = now or timezone.now()
+    definitions = {d.slug: d for d in selectors.active_segment_definitions()}
+    segment = Segment.objects.get(pk=segment_id)
+    rule = segment.parsed_rule()
+    if segment.is_active:
+        member_ids = selectors.segment_member_ids(
+            rule=rule, segments={slug: d.rule for slug, d in definitions.items()}, now=now
+        )
+    else:
+        member_ids = set()
+    reason = [{"text": f"batch recompute of {segment.name}", "held": True}]
+    with transaction.atomic():
+        current = set(
+            Membership.objects.filter(segment_id=segment_id, exited_at__isnull=True).values_list(
+                "profile_id", flat=True
+            )
+        )
+        entered = sorted(member_ids - current)
+        exited = sorted(current - member_ids)
+        Membership.objects.bulk_create(
+            (
+                Membership(
+                    profile_id=pid, segment_id=segment_id, entered_at=now, entry_reason=reason
+                )
+                for pid in entered
+            ),
+            batch_size=1000,
+        )
+        Membership.objects.filter(
+            segment_id=segment_id, exited_at__isnull=True, profile_id__in=exited
+        ).update(exited_at=now, exit_reason=reason)
+        names = referenced_events(rule)
+        lookback = selectors.lookback([rule])
+        relevant = Profile.objects.filter(events__name__in=names)
+        if lookback is not None:
+            relevant = relevant.filter(events__timestamp__gt=now - lookback)
+        Profile.objects.filter(pk__in=relevant.values("pk")).filter(
+            Q(next_evaluation_at__isnull=True) | Q(next_evaluation_at__gt=now)
+        ).update(next_evaluation_at=now)
+        for pid in entered:
+            transaction.on_commit(
+                partial(_announce_segment_change, pid, entered=[segment.slug], exited=[])
+            )
+        for pid in exited:
+            transaction.on_commit(
+                partial(_announce_segment_change, pid, entered=[], exited=[segment.slug])
+            )
+    return SegmentRecompute(
+        segment=segment.slug, members=len(member_ids), entered=len(entered), exited=len(exited)
+    )
+
+
+def request_segment_recompute(*, segment_id: int) -> None:
+    """Recompute a created or changed segment for everyone, after commit."""
+    transaction.on_commit(partial(_enqueue_segment_recompute, segment_id))
+
+
+def _enqueue_segment_recompute(segment_id: int) -> None:
+    from segments.tasks import recompute_segment as recompute_segment_task
+
+    try:
+        recompute_segment_task.delay(segment_id)
+    except Exception:
+        # The segment is saved; `manage.py recompute_segments` (or the next save) catches up.
+        logger.exception("could not queue the batch recompute of segment %s", segment_id)
+
+
+def _announce_segment_change(profile_id: int, *, entered: list[str], exited: list[str]) -> None:
+    memberships_changed.send(
+        sender=SegmentRecompute,
+        profile_id=profile_id,
+        entered=entered,
+        exited=exited,
+        segments=selectors.current_segment_slugs(profile_id=profile_id),
+    )

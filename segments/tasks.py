@@ -20,6 +20,11 @@ def recompute_profile(profile_id: int) -> list[str]:
     return change.current
 
 
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def recompute_segment(segment_id: int) -> int:
+    return services.recompute_segment(segment_id=segment_id).members
+
+
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
 def recompute_due_profiles() -> int:
     return services.recompute_due_profiles()

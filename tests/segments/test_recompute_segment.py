@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from segments.models import Membership
+from segments.services import recompute_segment, segment_save
+from segments.signals import memberships_changed
+from tests.factories import EventFactory, ProfileFactory
+
+VIEWED_TWICE = {
+    "type": "aggregate",
+    "fn": "count",
+    "event": "product_viewed",
+    "window": {"last": "48h"},
+    "op": "gte",
+    "value": 2,
+}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_saving_a_new_segment_enters_existing_profiles_with_matching_history() -> None:
+    now = timezone.now()
+    fan, browser, stranger = (
+        ProfileFactory.create(),
+        ProfileFactory.create(),
+        ProfileFactory.create(),
+    )
+    for _ in range(2):
+        EventFactory.create(profile=fan, name="product_viewed", timestamp=now - timedelta(hours=1))
+    EventFactory.create(profile=browser, name="product_viewed", timestamp=now - timedelta(hours=1))
+    announced: list[tuple[int, list[str]]] = []
+
+    def record(sender: Any, *, profile_id: int, entered: list[str], **_: Any) -> None:
+        announced.append((profile_id, entered))
+
+    memberships_changed.connect(record)
+    try:
+        segment = segment_save(slug="fans", name="Fans", rule=VIEWED_TWICE)
+    finally:
+        memberships_changed.disconnect(record)
+
+    members = set(
+        Membership.objects.filter(segment=segment, exited_at__isnull=True).values_list(
+            "profile_id", flat=True
+        )
+    )
+    assert members == {fan.pk}
+    assert announced == [(fan.pk, ["fans"])]
+    # Both profiles with product views are due for the per-profile path (their windows lapse later).
+    fan.refresh_from_db()
+    browser.refresh_from_db()
+    stranger.refresh_from_db()
+    assert fan.next_evaluation_at is not None
+    assert browser.next_evaluation_at is not None
+    assert stranger.next_evaluation_at is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tightening_a_rule_exits_the_members_who_no_longer_match() -> None:
+    now = timezone.now()
+    fan = ProfileFactory.create()
+    for _ in range(2):
+        EventFactory.create(profile=fan, name="product_viewed", timestamp=now - timedelta(hours=1))
+    segment = segment_save(slug="fans", name="Fans", rule=VIEWED_TWICE)
+
+    segment_save(slug="fans", name="Fans", rule={**VIEWED_TWICE, "value": 3})
+
+    history = list(Membership.objects.filter(segment=segment).values_list("exited_at", flat=True))
+    assert len(history) == 1
+    assert history[0] is not None
+
+
+@pytest.mark.django_db
+def test_the_recompute_command_reports_each_segment(capsys: pytest.CaptureFixture[str]) -> None:
+    segment_save(slug="fans", name="Fans", rule=VIEWED_TWICE)
+    call_command("recompute_segments")
+    assert "1/1 fans: 0 members (+0 -0)" in capsys.readouterr().out
+    assert (
+        recompute_segment(
+            segment_id=segment_save(slug="fans", name="Fans", rule=VIEWED_TWICE).pk
+        ).members
+        == 0
+    )
