@@ -83,7 +83,9 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-async def _hold(url: str, origin: str, count: int, opened: list[int]) -> list[websockets.ClientConnection]:
+async def _hold(
+    url: str, origin: str, count: int, opened: list[int]
+) -> list[websockets.ClientConnection]:
     semaphore = asyncio.Semaphore(100)
     sockets: list[websockets.ClientConnection] = []
 
@@ -160,12 +162,16 @@ async def _warm(url: str, origin: str) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--sockets", type=int, default=5000)
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.sockets + 1024)), hard))
+    resource.setrlimit(
+        resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.sockets + 1024)), hard)
+    )
 
     with tempfile.TemporaryDirectory() as tmp, production_stack(Path(tmp)) as server:
         server.manage("shell", "-c", TOGGLE_SEGMENT)

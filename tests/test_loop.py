@@ -12,7 +12,9 @@ from config.asgi import application
 from personalize.models import Source
 
 
-def _track(client: Client, write_key: str, anonymous_id: str, event: str, **properties: object) -> None:
+def _track(
+    client: Client, write_key: str, anonymous_id: str, event: str, **properties: object
+) -> None:
     response = client.post(
         "/v1/batch",
         data={
@@ -44,7 +46,10 @@ async def test_three_product_views_push_the_engaged_hero_to_the_open_page(demo_d
     communicator = WebsocketCommunicator(
         application,
         "/ws/personalize/",
-        headers=[(b"cookie", f"ajs_anonymous_id={anonymous_id}".encode()), (b"origin", b"http://testserver")],
+        headers=[
+            (b"cookie", f"ajs_anonymous_id={anonymous_id}".encode()),
+            (b"origin", b"http://testserver"),
+        ],
     )
     connected, _ = await communicator.connect()
     assert connected
@@ -53,7 +58,9 @@ async def test_three_product_views_push_the_engaged_hero_to_the_open_page(demo_d
     assert first["slots"]["hero"][0]["key"] == "hero-welcome"
 
     for _ in range(3):
-        await sync_to_async(_track)(client, write_key, anonymous_id, "product_viewed", category="hiking")
+        await sync_to_async(_track)(
+            client, write_key, anonymous_id, "product_viewed", category="hiking"
+        )
     pushed = await communicator.receive_json_from(timeout=5)
     await communicator.disconnect()
 
