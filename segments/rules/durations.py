@@ -7,6 +7,9 @@ from datetime import timedelta
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _PATTERN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+# Windows and ages are subtracted from and added to real dates; past a century the
+# arithmetic can leave datetime's range (years 1..9999), and no rule needs that long.
+MAX_DURATION = timedelta(days=36500)
 
 
 class DurationError(ValueError):
@@ -19,9 +22,13 @@ def parse_duration(text: str) -> timedelta:
         raise DurationError(
             f"{text!r} is not a duration; write a whole number and a unit: s, m, h, d or w (e.g. 48h)"
         )
-    amount, unit = int(match.group(1)), match.group(2)
+    digits, unit = match.group(1).lstrip("0") or "0", match.group(2)
+    # Length first: int() refuses strings over 4300 digits with a plain ValueError.
+    amount = int(digits) if len(digits) <= 12 else None
     if amount == 0:
         raise DurationError("a duration must be longer than zero")
+    if amount is None or amount * _UNITS[unit] > MAX_DURATION.total_seconds():
+        raise DurationError("a duration must be at most 36500d (100 years)")
     return timedelta(seconds=amount * _UNITS[unit])
 
 

@@ -76,19 +76,22 @@ class _Context:
     def __init__(self, snapshot: ProfileSnapshot, segments: Mapping[str, Rule]) -> None:
         self.snapshot = snapshot
         self.segments = segments
-        self._matches: dict[EventMatcher, list[EventRecord]] = {}
+        # Keyed by identity, not equality: a matcher may hold a list (``in``, ``between``)
+        # and so be unhashable, and equality would conflate ``eq true`` with ``eq 1``.
+        # The matcher is kept in the value so its id stays unique while cached.
+        self._matches: dict[int, tuple[EventMatcher, list[EventRecord]]] = {}
 
     def matching(self, matcher: EventMatcher) -> list[EventRecord]:
         """Events matching name and property filters, sorted by time (window not applied)."""
-        found = self._matches.get(matcher)
-        if found is None:
-            found = [
-                event
-                for event in self.snapshot.events
-                if event.name == matcher.event
-                and all(_filter_holds(f, event) for f in matcher.where)
-            ]
-            self._matches[matcher] = found
+        cached = self._matches.get(id(matcher))
+        if cached is not None:
+            return cached[1]
+        found = [
+            event
+            for event in self.snapshot.events
+            if event.name == matcher.event and all(_filter_holds(f, event) for f in matcher.where)
+        ]
+        self._matches[id(matcher)] = (matcher, found)
         return found
 
 

@@ -132,7 +132,7 @@ def _operator_and_value(
     data: Mapping[str, Any], path: str, *, value_key: str = "value"
 ) -> tuple[Operator, Value]:
     op = _require(data, "op", path)
-    if op not in ALL_OPERATORS:
+    if not isinstance(op, str) or op not in ALL_OPERATORS:
         raise RuleError(
             _join(path, "op"), f"{op!r} is not an operator; use one of {sorted(ALL_OPERATORS)}"
         )
@@ -226,6 +226,11 @@ def rule_from_json(data: Any, path: str = "", depth: int = 0) -> Rule:
     if not isinstance(data, dict):
         raise RuleError(path, "must be an object with a 'type'")
     kind = _require(data, "type", path)
+    if not isinstance(kind, str):
+        raise RuleError(
+            _join(path, "type"),
+            "must be a string: and, or, not, trait, aggregate, recency, sequence or segment",
+        )
     if kind in {"and", "or"}:
         _check_keys(data, {"type", "rules"}, path)
         children = _require(data, "rules", path)
@@ -248,7 +253,7 @@ def rule_from_json(data: Any, path: str = "", depth: int = 0) -> Rule:
     if kind == "recency":
         _check_keys(data, {"type", "event", "where", "op", "age"}, path)
         op = _require(data, "op", path)
-        if op not in {"gt", "gte", "lt", "lte"}:
+        if not isinstance(op, str) or op not in {"gt", "gte", "lt", "lte"}:
             raise RuleError(_join(path, "op"), "recency compares with gt, gte, lt or lte")
         return Recency(
             matcher=EventMatcher(event=_string(data, "event", path), where=_filters(data, path)),
@@ -282,7 +287,7 @@ def rule_from_json(data: Any, path: str = "", depth: int = 0) -> Rule:
 def _aggregate(data: Mapping[str, Any], path: str) -> Aggregate:
     _check_keys(data, {"type", "fn", "event", "property", "where", "window", "op", "value"}, path)
     fn = _require(data, "fn", path)
-    if fn not in AGGREGATE_FNS:
+    if not isinstance(fn, str) or fn not in AGGREGATE_FNS:
         raise RuleError(
             _join(path, "fn"), f"{fn!r} is not an aggregate; use one of {sorted(AGGREGATE_FNS)}"
         )
