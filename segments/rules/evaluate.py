@@ -9,6 +9,7 @@ the scheduler uses to flip memberships on time, and *why* it holds (explain).
 from __future__ import annotations
 
 import bisect
+import json
 import math
 from collections.abc import Iterable, Mapping
 from collections.abc import Sequence as Seq
@@ -209,7 +210,21 @@ def _distinct_key(value: Any) -> tuple[str, Any]:
         return ("number", float(value))
     if isinstance(value, str):
         return ("string", value)
-    return ("json", repr(value))
+    # Lists and objects compare as JSON does in PostgreSQL's jsonb: object keys in
+    # any order, numbers by value (so the batch SQL counts them the same way).
+    return ("json", json.dumps(_canonical_json(value), sort_keys=True))
+
+
+def _canonical_json(value: Any) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if is_number(value):
+        return float(value)
+    if isinstance(value, list):
+        return [_canonical_json(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _canonical_json(item) for key, item in value.items()}
+    return repr(value)
 
 
 def _last_at_or_before(events: Seq[EventRecord], now: datetime) -> EventRecord | None:
