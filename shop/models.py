@@ -28,7 +28,7 @@ class Product(models.Model):
     category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="products")
     price = models.DecimalField(max_digits=10, decimal_places=2)
     description = models.TextField(blank=True)
-    # A colour for the product's placeholder picture (the demo ships no images).
+    # A colour standing in for the product's picture (the demo ships no images).
     color = models.CharField(max_length=7, default="#888888")
 
     class Meta:

@@ -106,7 +106,7 @@ class _Compiler:
     # --- parameters -------------------------------------------------------------
 
     def param(self, value: SqlParam) -> str:
-        """A placeholder token for ``value``; ``finish`` numbers them in text order."""
+        """A parameter marker for ``value``; ``finish`` numbers them in text order."""
         self._params.append(value)
         return f"\x00{len(self._params) - 1}\x00"
 
@@ -420,29 +420,26 @@ class _Slot:
         """SQLite: json_type names; PostgreSQL: jsonb_typeof names; NULL when absent."""
         if self.c.pg:
             return f"jsonb_typeof({self._pg_value()})"
-        if self.element:
-            return f"{self.doc}.type"
-        chain = self._sqlite_chain()
-        if chain is not None:
-            container, key = chain
-            return (
-                f"(SELECT j.type FROM json_each({container}) j WHERE j.key = {self.c.param(key)})"
-            )
-        return f"json_type({self.doc}, {self._sqlite_path()})"
+        return self._sqlite_field("type", "json_type")
 
     def raw(self) -> str:
         """SQLite: the SQL value (JSON text for arrays/objects); PostgreSQL: jsonb."""
         if self.c.pg:
             return self._pg_value()
+        return self._sqlite_field("value", "json_extract")
+
+    def _sqlite_field(self, each_column: str, json_function: str) -> str:
+        """A json_each column of the value (``type`` or ``value``), or the json_* function."""
         if self.element:
-            return f"{self.doc}.value"
+            return f"{self.doc}.{each_column}"
         chain = self._sqlite_chain()
         if chain is not None:
             container, key = chain
             return (
-                f"(SELECT j.value FROM json_each({container}) j WHERE j.key = {self.c.param(key)})"
+                f"(SELECT j.{each_column} FROM json_each({container}) j "
+                f"WHERE j.key = {self.c.param(key)})"
             )
-        return f"json_extract({self.doc}, {self._sqlite_path()})"
+        return f"{json_function}({self.doc}, {self._sqlite_path()})"
 
     def _pg_text(self) -> str:
         return f"({self._pg_value()} #>> '{{}}')"
