@@ -9,10 +9,31 @@ from django.http import HttpRequest
 
 from segments.models import Membership, Segment
 from segments.rules import RuleError
+from segments.rules.text import json_to_text, text_to_json
 from segments.services import request_segment_recompute, validate_segment_rule
 
 
 class SegmentForm(forms.ModelForm):
+    rule_text = forms.CharField(
+        label="Rule (text)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 90, "style": "font-family: monospace"}),
+        help_text=(
+            "e.g. count(product_viewed, last 48h) >= 3 and sum(order_completed.revenue, last 30d) > 500. "
+            "Edit either this or the JSON below; a changed text wins."
+        ),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # One of the two forms is enough: clean() checks that the rule is there.
+        self.fields["rule"].required = False
+        if self.instance.pk and self.instance.rule:
+            try:
+                self.initial["rule_text"] = json_to_text(self.instance.rule)
+            except RuleError:
+                self.initial["rule_text"] = ""
+
     class Meta:
         model = Segment
         fields = ("name", "slug", "description", "rule", "is_active")
@@ -25,6 +46,16 @@ class SegmentForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}
         slug = cleaned.get("slug")
+        text = (cleaned.get("rule_text") or "").strip()
+        if text and text != (self.initial.get("rule_text") or "").strip():
+            try:
+                cleaned["rule"] = text_to_json(text)
+            except RuleError as exc:
+                self.add_error("rule_text", f"{exc.path}: {exc.reason}")
+                return cleaned
+        if not text and not cleaned.get("rule"):
+            self.add_error("rule", "write the rule, as text or as JSON")
+            return cleaned
         if slug and "rule" in cleaned:
             try:
                 cleaned["rule"] = validate_segment_rule(slug=slug, rule=cleaned["rule"])
@@ -36,6 +67,7 @@ class SegmentForm(forms.ModelForm):
 @admin.register(Segment)
 class SegmentAdmin(admin.ModelAdmin[Segment]):
     form = SegmentForm
+    fields = ("name", "slug", "description", "rule_text", "rule", "is_active")
     list_display = ("name", "slug", "is_active", "member_count", "updated_at")
     list_filter = ("is_active",)
     search_fields = ("name", "slug")

@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_PATTERN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_PATTERN = re.compile(r"^\s*([0-9]+)\s*([smhdw])\s*$")
 # Windows and ages are subtracted from and added to real dates; past a century the
 # arithmetic can leave datetime's range (years 1..9999), and no rule needs that long.
 MAX_DURATION = timedelta(days=36500)

@@ -137,8 +137,8 @@ _EMPTY.2: "empty"
 _TRUE.2: "true"
 _FALSE.2: "false"
 _NULL.2: "null"
-DURATION.3: /\d+[smhdw](?![A-Za-z0-9_])/
-NUMBER: /-?\d+(\.\d+)?([eE][+-]?\d+)?/
+DURATION.3: /[0-9]+[smhdw](?![A-Za-z0-9_])/
+NUMBER: /-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?/
 SLUG: /[a-z0-9][a-z0-9_-]*/
 NAME: /[A-Za-z_][A-Za-z0-9_$-]*/
 STRING: /"([^"\\]|\\.)*"/

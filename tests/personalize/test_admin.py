@@ -149,3 +149,40 @@ def test_anonymous_user_is_sent_to_the_admin_login(client: Client, db: None) -> 
 
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+def test_an_editor_writes_a_segment_rule_in_the_text_form_and_reads_it_back(
+    admin_client: Client, db: None
+) -> None:
+    text = "count(product_viewed, last 48h) >= 3 and sum(order_completed.revenue, last 30d) > 500"
+
+    response = admin_client.post(
+        "/admin/segments/segment/add/",
+        {"name": "Keen", "slug": "keen", "rule_text": text, "rule": "{}", "is_active": "on"},
+    )
+
+    assert response.status_code == 302
+    segment = Segment.objects.get(slug="keen")
+    assert segment.rule["type"] == "and"
+    assert [r["fn"] for r in segment.rule["rules"]] == ["count", "sum"]
+    page = admin_client.get(f"/admin/segments/segment/{segment.pk}/change/").content.decode()
+    assert (
+        "count(product_viewed, last 48h) &gt;= 3 and sum(order_completed.revenue, last 30d) &gt; 500"
+        in page
+    )
+
+
+def test_an_invalid_text_rule_shows_line_column_and_reason(admin_client: Client, db: None) -> None:
+    response = admin_client.post(
+        "/admin/segments/segment/add/",
+        {
+            "name": "Bad",
+            "slug": "bad",
+            "rule_text": "count(product_viewed, last 48x) >= 3",
+            "rule": "{}",
+        },
+    )
+
+    assert response.status_code == 200
+    assert "line 1, column 28: unexpected" in response.content.decode()
+    assert Segment.objects.count() == 0

@@ -95,3 +95,8 @@ def test_every_whole_second_duration_survives_format_then_parse(seconds: int) ->
     value = timedelta(seconds=seconds)
 
     assert parse_duration(format_duration(value)) == value
+
+
+def test_digits_other_than_ascii_are_not_a_duration() -> None:
+    with pytest.raises(DurationError):
+        parse_duration("\u0663h")
