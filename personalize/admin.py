@@ -9,7 +9,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from personalize.keys import KEY_PREFIX, hash_key
-from personalize.models import ApiKey, Event, Identity, Profile, Source
+from personalize.models import ApiKey, Event, Identity, Profile, RejectedEvent, Source
+from personalize.quarantine import replay
 from personalize.selectors import recent_events
 from segments.selectors import current_memberships
 
@@ -20,6 +21,34 @@ class SourceAdmin(admin.ModelAdmin[Source]):
     list_filter = ("enabled",)
     search_fields = ("name",)
     readonly_fields = ("created_at",)
+
+
+@admin.register(RejectedEvent)
+class RejectedEventAdmin(admin.ModelAdmin[RejectedEvent]):
+    list_display = ("received_at", "source", "field", "reason", "status")
+    list_filter = ("status", "source", "field")
+    search_fields = ("reason", "field")
+    list_select_related = ("source",)
+    readonly_fields = ("source", "received_at", "field", "reason", "status", "replayed_at")
+    fields = ("source", "received_at", "field", "reason", "status", "replayed_at", "payload")
+    actions = ["replay_selected", "discard_selected"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Replay the selected messages (after fixing their data or the rules)")
+    def replay_selected(self, request: HttpRequest, queryset: Any) -> None:
+        result = replay(rejected_ids=queryset.values_list("pk", flat=True))
+        messages.info(
+            request,
+            f"{result.replayed} replayed and stored; {result.still_rejected} still rejected.",
+        )
+
+    @admin.action(description="Discard the selected messages")
+    def discard_selected(self, request: HttpRequest, queryset: Any) -> None:
+        queryset.filter(status=RejectedEvent.Status.QUARANTINED).update(
+            status=RejectedEvent.Status.DISCARDED
+        )
 
 
 @admin.register(ApiKey)

@@ -20,6 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from personalize.models import Source
+from personalize.quarantine import Rejection, quarantine, rejection_payload
 from personalize.selectors import source_by_write_key
 from personalize.services import ingest_messages
 from personalize.tracking import MessageError, TrackedMessage, parse_message
@@ -118,6 +119,7 @@ def _ingest(request: HttpRequest, message_type: str | None) -> JsonResponse:
 
     accepted: list[TrackedMessage] = []
     rejected: list[dict[str, Any]] = []
+    rejections: list[Rejection] = []
     for index, item in enumerate(items):
         try:
             size = len(json.dumps(item, separators=(",", ":")).encode())
@@ -132,7 +134,17 @@ def _ingest(request: HttpRequest, message_type: str | None) -> JsonResponse:
             )
         except MessageError as exc:
             rejected.append({"index": index, "field": exc.field, "message": exc.reason})
+            rejections.append(
+                Rejection(
+                    payload=rejection_payload(item, message_type=message_type, defaults=defaults),
+                    field=exc.field,
+                    reason=exc.reason,
+                )
+            )
 
+    if rejections:
+        # Kept with their reasons for replay; never silently dropped.
+        quarantine(source=source, rejections=rejections, received_at=received_at)
     if message_type is not None and rejected:
         only = rejected[0]
         return JsonResponse(

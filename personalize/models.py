@@ -22,6 +22,36 @@ class Source(models.Model):
         return self.name
 
 
+class RejectedEvent(models.Model):
+    """A message that failed validation, kept with its reasons until fixed and replayed.
+
+    Nothing a client sends is silently dropped: a batch's bad items land here
+    while its good ones are stored.
+    """
+
+    class Status(models.TextChoices):
+        QUARANTINED = "quarantined", "Quarantined"
+        REPLAYED = "replayed", "Replayed"
+        DISCARDED = "discarded", "Discarded"
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="rejected_events")
+    payload = models.JSONField(
+        help_text="The message as received, with the batch's context applied."
+    )
+    field = models.CharField(max_length=255)
+    reason = models.TextField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUARANTINED)
+    received_at = models.DateTimeField()
+    replayed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["source", "status"], name="rejected_source_status")]
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"
+
+
 class ApiKey(models.Model):
     """A server secret key for server-side callers; only its SHA-256 is stored.
 
