@@ -204,6 +204,20 @@ else:
         }
     }
 
+# Shared counters (rate limits): Redis on the production stack, so every web
+# process counts against the same budget; process memory when embedded.
+CACHES: dict[str, dict[str, Any]]
+if EMBEDDED:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": env_str("CACHE_URL", REDIS_URL),
+            "KEY_PREFIX": "p13n",
+        }
+    }
+
 # --- API ---------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -226,6 +240,9 @@ SPECTACULAR_SETTINGS = {
 # --- Product settings ----------------------------------------------------------
 # Name of the write key our own pages embed for the JS snippet (created by load_demo).
 P13N_WEB_SOURCE = env_str("P13N_WEB_SOURCE", "web")
+# Events per second one source may send to the tracking API (0: no limit); over
+# it, clients get 429 with Retry-After and retry later.
+TRACKING_RATE_LIMIT = env_int("TRACKING_RATE_LIMIT", 5000)
 # Visitor cookies use analytics.js names so a site running analytics.js shares ids.
 P13N_COOKIE_MAX_AGE = env_int("P13N_COOKIE_MAX_AGE", 365 * 24 * 3600)
 P13N_COOKIE_SECURE = env_bool("P13N_COOKIE_SECURE", default=False)

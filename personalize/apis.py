@@ -13,6 +13,8 @@ import json
 import zlib
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
@@ -38,7 +40,10 @@ class ApiError(Exception):
 
 
 def _error(exc: ApiError) -> JsonResponse:
-    return JsonResponse({"code": exc.code, "message": exc.message}, status=exc.status)
+    response = JsonResponse({"code": exc.code, "message": exc.message}, status=exc.status)
+    if exc.status == 429:
+        response["Retry-After"] = "1"
+    return response
 
 
 def _body(request: HttpRequest) -> bytes:
@@ -95,6 +100,24 @@ def _source(request: HttpRequest, payload: dict[str, Any]) -> Source:
     return source
 
 
+def _check_rate(source: Source, events: int, now: float) -> None:
+    """A per-second budget of events per source, counted in the shared cache."""
+    limit: int = settings.TRACKING_RATE_LIMIT
+    if not limit:
+        return
+    key = f"tracking-rate:{source.pk}:{int(now)}"
+    cache.add(key, 0, timeout=5)
+    try:
+        used = cache.incr(key, events)
+    except ValueError:  # the key expired between add and incr: a fresh second
+        cache.set(key, events, timeout=5)
+        used = events
+    if used > limit:
+        raise ApiError(
+            429, "rate_limited", f"over {limit} events per second for this source; retry later"
+        )
+
+
 def _ingest(request: HttpRequest, message_type: str | None) -> JsonResponse:
     received_at = timezone.now()
     try:
@@ -114,6 +137,7 @@ def _ingest(request: HttpRequest, message_type: str | None) -> JsonResponse:
         else:
             items = [payload]
             defaults = {}
+        _check_rate(source, len(items), received_at.timestamp())
     except ApiError as exc:
         return _error(exc)
 

@@ -448,3 +448,26 @@ def test_null_anonymous_id_beside_a_user_id_is_accepted(client: Client, source: 
     event = Event.objects.get()
     assert (event.user_id, event.anonymous_id) == ("u-9", "")
     assert list(event.profile.identities.values_list("kind", "value")) == [("user_id", "u-9")]
+
+
+@pytest.mark.django_db
+def test_a_source_over_its_rate_gets_429_with_retry_after_and_nothing_stored(settings: Any) -> None:
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.TRACKING_RATE_LIMIT = 3
+    source = Source.objects.create(name="burst")
+    batch = [
+        {"type": "track", "event": "e", "anonymousId": "a", "messageId": f"r{i}"} for i in range(4)
+    ]
+
+    response = Client().post(
+        "/v1/batch",
+        data={"writeKey": source.write_key, "batch": batch},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 429
+    assert response["Retry-After"] == "1"
+    assert response.json()["code"] == "rate_limited"
+    assert Event.objects.filter(source=source).count() == 0
