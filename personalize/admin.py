@@ -1,15 +1,17 @@
 from __future__ import annotations
 
+import json
 import secrets
 from typing import Any
 
 from django.contrib import admin, messages
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from personalize.keys import KEY_PREFIX, hash_key
 from personalize.models import ApiKey, Event, Identity, Profile, RejectedEvent, Source
+from personalize.privacy import profile_erase, profile_export
 from personalize.quarantine import replay
 from personalize.selectors import recent_events
 from segments.selectors import current_memberships
@@ -106,6 +108,22 @@ class ProfileAdmin(admin.ModelAdmin[Profile]):
         "recompute_requested_at",
     )
     inlines = [IdentityInline]
+    actions = ["export_json", "erase_profiles"]
+
+    @admin.action(description="Export the selected profiles as JSON (data access request)")
+    def export_json(self, request: HttpRequest, queryset: Any) -> HttpResponse:
+        exports = [profile_export(profile=p) for p in queryset.prefetch_related("identities")]
+        response = HttpResponse(
+            json.dumps(exports, indent=2, default=str), content_type="application/json"
+        )
+        response["Content-Disposition"] = 'attachment; filename="profiles.json"'
+        return response
+
+    @admin.action(description="Erase the selected profiles and everything derived (GDPR/CCPA)")
+    def erase_profiles(self, request: HttpRequest, queryset: Any) -> None:
+        erased = [profile_erase(profile=p) for p in queryset]
+        events = sum(c["events"] for c in erased)
+        messages.success(request, f"Erased {len(erased)} profile(s) and {events} event(s).")
 
     def get_queryset(self, request):  # type: ignore[no-untyped-def]
         return super().get_queryset(request).prefetch_related("identities")

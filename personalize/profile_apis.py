@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -12,8 +14,28 @@ from rest_framework.views import APIView
 
 from personalize.auth import HasServerKey, ServerKeyAuthentication
 from personalize.errors import InvalidInput, NotFound
+from personalize.models import Profile
+from personalize.privacy import profile_erase, profile_export
 from personalize.selectors import profile_by_id_value, recent_events
 from segments.selectors import current_segment_slugs
+
+ID_PARAMETERS = [
+    OpenApiParameter("user_id", str, required=False),
+    OpenApiParameter("anonymous_id", str, required=False),
+]
+
+
+def _profile_named_by(params: Mapping[str, Any]) -> Profile:
+    """The profile for exactly one of ``user_id`` / ``anonymous_id``."""
+    user_id = str(params.get("user_id") or "").strip()
+    anonymous_id = str(params.get("anonymous_id") or "").strip()
+    if bool(user_id) == bool(anonymous_id):
+        raise InvalidInput("give exactly one of user_id or anonymous_id", field="user_id")
+    kind, value = ("user_id", user_id) if user_id else ("anonymous_id", anonymous_id)
+    profile = profile_by_id_value(kind=kind, value=value)
+    if profile is None:
+        raise NotFound(f"no profile with {kind} {value!r}", field=kind)
+    return profile
 
 
 class ProfileLookupApi(APIView):
@@ -40,22 +62,9 @@ class ProfileLookupApi(APIView):
         last_seen_at = serializers.DateTimeField(allow_null=True)
         recent_events = EventSerializer(many=True)
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("user_id", str, required=False),
-            OpenApiParameter("anonymous_id", str, required=False),
-        ],
-        responses=OutputSerializer,
-    )
+    @extend_schema(parameters=ID_PARAMETERS, responses=OutputSerializer)
     def get(self, request: Request) -> Response:
-        user_id = request.query_params.get("user_id", "").strip()
-        anonymous_id = request.query_params.get("anonymous_id", "").strip()
-        if bool(user_id) == bool(anonymous_id):
-            raise InvalidInput("give exactly one of user_id or anonymous_id", field="user_id")
-        kind, value = ("user_id", user_id) if user_id else ("anonymous_id", anonymous_id)
-        profile = profile_by_id_value(kind=kind, value=value)
-        if profile is None:
-            raise NotFound(f"no profile with {kind} {value!r}", field=kind)
+        profile = _profile_named_by(request.query_params)
         data = {
             "id": profile.pk,
             "identities": list(profile.identities.all()),
@@ -65,3 +74,31 @@ class ProfileLookupApi(APIView):
             "recent_events": list(recent_events(profile_id=profile.pk, limit=50)),
         }
         return Response(self.OutputSerializer(data).data)
+
+
+class ProfileExportApi(APIView):
+    """Everything held about a person, as JSON (a data subject access request)."""
+
+    authentication_classes = [ServerKeyAuthentication]
+    permission_classes = [HasServerKey]
+
+    @extend_schema(parameters=ID_PARAMETERS, responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        return Response(profile_export(profile=_profile_named_by(request.query_params)))
+
+
+class ProfileEraseApi(APIView):
+    """Erase a person: events, traits, ids, memberships and what other apps hold."""
+
+    authentication_classes = [ServerKeyAuthentication]
+    permission_classes = [HasServerKey]
+
+    class InputSerializer(serializers.Serializer[Any]):
+        user_id = serializers.CharField(required=False)
+        anonymous_id = serializers.CharField(required=False)
+
+    @extend_schema(request=InputSerializer, responses=OpenApiTypes.OBJECT)
+    def post(self, request: Request) -> Response:
+        data = request.data if isinstance(request.data, Mapping) else {}
+        counts = profile_erase(profile=_profile_named_by(data))
+        return Response({"erased": counts})

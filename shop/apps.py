@@ -6,7 +6,9 @@ class ShopConfig(AppConfig):
     verbose_name = "Demo shop"
 
     def ready(self) -> None:
-        from personalize.signals import profile_merging
-        from shop.receivers import move_shop_rows
+        from personalize.signals import profile_erasing, profile_exporting, profile_merging
+        from shop.receivers import erase_shop_rows, export_shop_rows, move_shop_rows
 
         profile_merging.connect(move_shop_rows, dispatch_uid="shop.move_shop_rows")
+        profile_exporting.connect(export_shop_rows, dispatch_uid="shop.export_shop_rows")
+        profile_erasing.connect(erase_shop_rows, dispatch_uid="shop.erase_shop_rows")

@@ -1,0 +1,77 @@
+"""Data subject requests: export everything held about a person, or erase it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+
+from personalize.models import Profile, RejectedEvent
+from personalize.signals import profile_erasing
+from segments.models import Membership
+
+
+def profile_export(*, profile: Profile) -> dict[str, Any]:
+    """The profile's ids, traits, events and segment history as plain JSON."""
+    events = profile.events.order_by("timestamp", "id").values(
+        "message_id", "type", "name", "properties", "context", "timestamp", "received_at"
+    )
+    memberships = (
+        Membership.objects.filter(profile=profile).select_related("segment").order_by("entered_at")
+    )
+    extra: dict[str, Any] = {}
+    profile_exporting_hook(profile=profile, into=extra)
+    return {
+        "profile_id": profile.pk,
+        "identities": [{"kind": i.kind, "value": i.value} for i in profile.identities.all()],
+        "traits": profile.traits,
+        "created_at": profile.created_at.isoformat(),
+        "last_seen_at": profile.last_seen_at.isoformat() if profile.last_seen_at else None,
+        "events": [
+            {
+                **e,
+                "timestamp": e["timestamp"].isoformat(),
+                "received_at": e["received_at"].isoformat(),
+            }
+            for e in events
+        ],
+        "segments": [
+            {
+                "segment": m.segment.slug,
+                "entered_at": m.entered_at.isoformat(),
+                "exited_at": m.exited_at.isoformat() if m.exited_at else None,
+            }
+            for m in memberships
+        ],
+        **extra,
+    }
+
+
+def profile_exporting_hook(*, profile: Profile, into: dict[str, Any]) -> None:
+    """Other apps add their rows about the person (the shop's orders) to an export."""
+    from personalize.signals import profile_exporting
+
+    profile_exporting.send(sender=Profile, profile_id=profile.pk, into=into)
+
+
+@transaction.atomic
+def profile_erase(*, profile: Profile) -> dict[str, int]:
+    """Erase the person: events, traits, identities, memberships, quarantined
+    messages naming their ids, and (through ``profile_erasing``) other apps' rows."""
+    ids = list(profile.identities.values_list("value", flat=True))
+    rejected = RejectedEvent.objects.none()
+    if ids:
+        rejected = RejectedEvent.objects.filter(
+            Q(payload__anonymousId__in=ids) | Q(payload__userId__in=ids)
+        )
+    counts = {
+        "events": profile.events.count(),
+        "identities": len(ids),
+        "memberships": Membership.objects.filter(profile=profile).count(),
+        "rejected_events": rejected.count(),
+    }
+    rejected.delete()
+    profile_erasing.send(sender=Profile, profile_id=profile.pk)
+    profile.delete()  # cascades to events, identities and memberships
+    return counts
