@@ -243,6 +243,8 @@ P13N_WEB_SOURCE = env_str("P13N_WEB_SOURCE", "web")
 # Events per second one source may send to the tracking API (0: no limit); over
 # it, clients get 429 with Retry-After and retry later.
 TRACKING_RATE_LIMIT = env_int("TRACKING_RATE_LIMIT", 5000)
+# Events keep the caller's network (IPv4 /24, IPv6 /48), not its address, unless set.
+P13N_KEEP_FULL_IP = env_bool("P13N_KEEP_FULL_IP", default=False)
 # Visitor cookies use analytics.js names so a site running analytics.js shares ids.
 P13N_COOKIE_MAX_AGE = env_int("P13N_COOKIE_MAX_AGE", 365 * 24 * 3600)
 P13N_COOKIE_SECURE = env_bool("P13N_COOKIE_SECURE", default=False)

@@ -154,6 +154,8 @@ def _ingest(request: HttpRequest, message_type: str | None) -> JsonResponse:
                     received_at=received_at,
                     defaults=defaults,
                     encoded_size=size,
+                    request_ip=request.META.get("REMOTE_ADDR"),
+                    keep_full_ip=settings.P13N_KEEP_FULL_IP,
                 )
             )
         except MessageError as exc:

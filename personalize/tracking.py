@@ -6,6 +6,7 @@ reports it per index and keeps the good messages of the same batch.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import uuid
 from collections.abc import Mapping
@@ -112,6 +113,26 @@ def _check_amounts(properties: Mapping[str, Any]) -> None:
                     ) from None
 
 
+def anonymize_ip(address: str) -> str:
+    """The network, not the host: IPv4 keeps 3 bytes, IPv6 its first 48 bits."""
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return ""
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
+
+
+def with_ip(
+    context: dict[str, Any], request_ip: str | None, *, keep_full_ip: bool
+) -> dict[str, Any]:
+    """Segment records the caller's IP in ``context.ip``; we keep it anonymized by default."""
+    raw = context.get("ip") if isinstance(context.get("ip"), str) else request_ip
+    if not raw:
+        return context
+    return {**context, "ip": raw if keep_full_ip else anonymize_ip(raw)}
+
+
 def parse_message(
     raw: Any,
     *,
@@ -119,6 +140,8 @@ def parse_message(
     received_at: datetime,
     defaults: Mapping[str, Any] | None = None,
     encoded_size: int | None = None,
+    request_ip: str | None = None,
+    keep_full_ip: bool = False,
 ) -> TrackedMessage:
     """Validate one message. ``message_type`` is fixed by single-call endpoints;
     in a batch each item names its own. ``defaults`` are a batch's top-level
@@ -138,7 +161,7 @@ def parse_message(
         raise MessageError("userId", "userId or anonymousId is required")
 
     properties = _object(data, "properties")
-    context = _object(data, "context")
+    context = with_ip(_object(data, "context"), request_ip, keep_full_ip=keep_full_ip)
     traits = _object(data, "traits")
     if kind == "identify" and not traits:
         # Some clients send identify traits only in context.traits.

@@ -391,9 +391,10 @@ def test_batch_level_context_applies_to_items_without_their_own(
     )
 
     contexts = dict(Event.objects.values_list("name", "context"))
+    # Each also records the caller's network, as Segment records its IP.
     assert contexts == {
-        "inherits": {"library": {"name": "analytics-python"}},
-        "own": {"library": {"name": "custom"}},
+        "inherits": {"library": {"name": "analytics-python"}, "ip": "127.0.0.0"},
+        "own": {"library": {"name": "custom"}, "ip": "127.0.0.0"},
     }
 
 
@@ -471,3 +472,40 @@ def test_a_source_over_its_rate_gets_429_with_retry_after_and_nothing_stored(set
     assert response["Retry-After"] == "1"
     assert response.json()["code"] == "rate_limited"
     assert Event.objects.filter(source=source).count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ({"ip": "203.0.113.77"}, "203.0.113.0"),
+        ({"ip": "2001:db8:85a3:8d3:1319:8a2e:370:7348"}, "2001:db8:85a3::"),
+        ({}, "127.0.0.0"),  # the caller's own address when the client sends none
+        ({"ip": "not-an-ip"}, ""),
+    ],
+)
+def test_ip_addresses_are_anonymized_before_storage(sent: dict[str, str], stored: str) -> None:
+    source = Source.objects.create(name="ips")
+    Client().post(
+        "/v1/track",
+        data={"writeKey": source.write_key, "event": "e", "anonymousId": "a", "context": sent},
+        content_type="application/json",
+    )
+    assert Event.objects.get(source=source).context["ip"] == stored
+
+
+@pytest.mark.django_db
+def test_the_full_ip_is_kept_when_configured(settings: Any) -> None:
+    settings.P13N_KEEP_FULL_IP = True
+    source = Source.objects.create(name="ips")
+    Client().post(
+        "/v1/track",
+        data={
+            "writeKey": source.write_key,
+            "event": "e",
+            "anonymousId": "a",
+            "context": {"ip": "203.0.113.77"},
+        },
+        content_type="application/json",
+    )
+    assert Event.objects.get(source=source).context["ip"] == "203.0.113.77"
