@@ -78,7 +78,16 @@ class ApiKey(models.Model):
 class Profile(models.Model):
     """One person, stitched across the ids they were seen under."""
 
+    class Consent(models.TextChoices):
+        UNKNOWN = "unknown", "Not stated"
+        GRANTED = "granted", "Granted"
+        DENIED = "denied", "Denied"
+
     traits = models.JSONField(default=dict, blank=True)
+    # From `consent_changed` events (our snippet's p13n.consent()); activations
+    # must not reach a profile that denied it.
+    consent = models.CharField(max_length=10, choices=Consent.choices, default=Consent.UNKNOWN)
+    consent_updated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(null=True, blank=True)
     # Set when new events arrive and cleared by the worker that recomputes; a

@@ -26,6 +26,7 @@ def profile_export(*, profile: Profile) -> dict[str, Any]:
         "profile_id": profile.pk,
         "identities": [{"kind": i.kind, "value": i.value} for i in profile.identities.all()],
         "traits": profile.traits,
+        "consent": profile.consent,
         "created_at": profile.created_at.isoformat(),
         "last_seen_at": profile.last_seen_at.isoformat() if profile.last_seen_at else None,
         "events": [

@@ -58,6 +58,7 @@ class ProfileLookupApi(APIView):
         profile_id = serializers.IntegerField(source="id")
         identities = IdentitySerializer(many=True)
         traits = serializers.JSONField()
+        consent = serializers.CharField()
         segments = serializers.ListField(child=serializers.CharField())
         last_seen_at = serializers.DateTimeField(allow_null=True)
         recent_events = EventSerializer(many=True)
@@ -69,6 +70,7 @@ class ProfileLookupApi(APIView):
             "id": profile.pk,
             "identities": list(profile.identities.all()),
             "traits": profile.traits,
+            "consent": profile.consent,
             "segments": current_segment_slugs(profile_id=profile.pk),
             "last_seen_at": profile.last_seen_at,
             "recent_events": list(recent_events(profile_id=profile.pk, limit=50)),

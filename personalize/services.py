@@ -20,6 +20,8 @@ from personalize.visitors import Visitor
 logger = logging.getLogger(__name__)
 
 SERVER_SOURCE = "server"
+# The event our snippet sends when the visitor grants or withdraws consent.
+CONSENT_EVENT = "consent_changed"
 
 
 @dataclass
@@ -189,14 +191,29 @@ def ingest_messages(
         result.duplicates = len(rows) - result.stored
 
         for message in sorted(messages, key=lambda m: m.timestamp or received_at):
+            profile = profiles[(message.anonymous_id, message.user_id)]
             if message.type == "identify" and message.traits:
-                _apply_traits(profiles[(message.anonymous_id, message.user_id)], message.traits)
+                _apply_traits(profile, message.traits)
+            elif message.name == CONSENT_EVENT and isinstance(
+                message.properties.get("granted"), bool
+            ):
+                _apply_consent(
+                    profile, message.properties["granted"], message.timestamp or received_at
+                )
         for profile in {p.pk: p for p in profiles.values()}.values():
             last = Event.objects.filter(profile=profile).aggregate(last=Max("timestamp"))["last"]
             Profile.objects.filter(pk=profile.pk).update(last_seen_at=last)
             result.profile_ids.add(profile.pk)
         request_recompute(profile_ids=result.profile_ids)
     return result
+
+
+def _apply_consent(profile: Profile, granted: bool, at: datetime) -> None:
+    """Last statement by event time wins, whatever order the events arrive in."""
+    state = Profile.Consent.GRANTED if granted else Profile.Consent.DENIED
+    Profile.objects.filter(pk=profile.pk).filter(
+        Q(consent_updated_at__isnull=True) | Q(consent_updated_at__lte=at)
+    ).update(consent=state, consent_updated_at=at)
 
 
 def _apply_traits(profile: Profile, traits: dict[str, Any]) -> None:

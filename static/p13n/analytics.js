@@ -109,8 +109,8 @@
     };
   }
 
-  function enqueue(message) {
-    if (!state.writeKey || !hasConsent()) return;
+  function enqueue(message, always) {
+    if (!state.writeKey || (!always && !hasConsent())) return;
     message.messageId = uuid();
     message.timestamp = new Date().toISOString();
     message.anonymousId = anonymousId();
@@ -236,11 +236,14 @@
 
   p13n.consent = function (granted) {
     if (granted === undefined) return hasConsent();
-    writeCookie(CONSENT_COOKIE, granted ? "granted" : "denied", 365);
     if (!granted) {
+      // Nothing queued before the refusal is sent; only the refusal itself, so
+      // the server records it against the profile.
       state.queue = [];
       store();
     }
+    writeCookie(CONSENT_COOKIE, granted ? "granted" : "denied", 365);
+    enqueue({ type: "track", event: "consent_changed", properties: { granted: !!granted } }, true);
     return !!granted;
   };
 

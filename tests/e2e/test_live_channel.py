@@ -181,3 +181,42 @@ def test_block_impressions_and_clicks_are_recorded_as_events(
     assert ("block_clicked", "hero-welcome", "hero") in rows
     assert ("block_impression", "hero-welcome", "hero") in rows
     assert ("block_impression", "promo-shipping", "promo") in rows
+
+
+@pytest.mark.browser
+def test_a_visitor_who_withdraws_consent_is_recorded_and_no_longer_tracked(
+    stack: Server, chromium: Browser
+) -> None:
+    context = chromium.new_context(base_url=stack.base_url)
+    try:
+        page = context.new_page()
+        page.goto("/")
+        page.wait_for_load_state("networkidle")
+        anonymous_id = next(
+            c["value"] for c in context.cookies() if c["name"] == "ajs_anonymous_id"
+        )
+        with page.expect_response(
+            lambda r: (
+                r.url.endswith("/v1/batch") and "consent_changed" in (r.request.post_data or "")
+            )
+        ):
+            page.evaluate("p13n.consent(false)")
+        page.goto("/shop/p/trail-tent-2p/")
+        page.wait_for_load_state("networkidle")
+        page.wait_for_timeout(500)
+    finally:
+        context.close()
+
+    names = stack.query(
+        "SELECT name FROM personalize_event WHERE anonymous_id = %s ORDER BY timestamp, id",
+        anonymous_id,
+    )
+    consent = stack.query(
+        "SELECT p.consent FROM personalize_profile p JOIN personalize_identity i ON i.profile_id = p.id "
+        "WHERE i.value = %s",
+        anonymous_id,
+    )
+    assert ("consent_changed",) in names
+    assert ("product_viewed",) not in names
+    assert names[-1] == ("consent_changed",)
+    assert consent == [("denied",)]
