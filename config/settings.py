@@ -180,11 +180,18 @@ SEGMENT_SWEEP_SECONDS = env_int("SEGMENT_SWEEP_SECONDS", 2)
 # A recompute request not picked up by a worker within this long (broker down,
 # worker crashed) is re-run by the sweep.
 SEGMENT_STALE_REQUEST_SECONDS = env_int("SEGMENT_STALE_REQUEST_SECONDS", 30)
+# Events older than this many days are purged hourly (0: keep everything).
+EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 0)
 CELERY_BEAT_SCHEDULE = {
     "flip-due-memberships": {
         "task": "segments.tasks.recompute_due_profiles",
         "schedule": float(SEGMENT_SWEEP_SECONDS),
         "options": {"expires": float(SEGMENT_SWEEP_SECONDS) * 5},
+    },
+    "purge-expired-events": {
+        "task": "personalize.tasks.purge_expired_events",
+        "schedule": 3600.0,
+        "options": {"expires": 1800.0},
     },
 }
 

@@ -1,0 +1,13 @@
+"""Celery tasks: thin interfaces over personalize's services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import OperationalError
+
+from personalize import retention
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def purge_expired_events() -> int:
+    return retention.purge_expired_events()
