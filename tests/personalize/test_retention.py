@@ -13,7 +13,7 @@ from tests.factories import EventFactory, ProfileFactory
 
 @pytest.mark.django_db
 def test_events_past_retention_are_purged_in_chunks_and_their_profiles_recomputed(
-    settings: Any,
+    settings: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     settings.EVENT_RETENTION_DAYS = 30
     now = timezone.now()
