@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from content.models import Block
-from content.rendering import sanitize_html
+from content.rendering import BlockTemplateError, check_template, sanitize_html
 
 
 class BlockForm(forms.ModelForm):
@@ -19,6 +19,7 @@ class BlockForm(forms.ModelForm):
             "key",
             "title",
             "body",
+            "is_template",
             "data",
             "segments",
             "match_all",
@@ -35,8 +36,18 @@ class BlockForm(forms.ModelForm):
             )
         }
 
-    def clean_body(self) -> str:
-        return sanitize_html(self.cleaned_data.get("body") or "")
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        body = cleaned.get("body") or ""
+        if cleaned.get("is_template"):
+            # A template is checked now and its output sanitized at every render.
+            try:
+                check_template(body)
+            except BlockTemplateError as exc:
+                self.add_error("body", f"template: {exc}")
+        else:
+            cleaned["body"] = sanitize_html(body)
+        return cleaned
 
 
 @admin.register(Block)

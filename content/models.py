@@ -21,6 +21,13 @@ class Block(models.Model):
     title = models.CharField(max_length=200)
     # Sanitized HTML (content.services.block_save cleans it with nh3).
     body = models.TextField(blank=True)
+    is_template = models.BooleanField(
+        default=False,
+        help_text=(
+            "Render the body as a Jinja2 template in a sandbox, with the visitor's "
+            "`traits` and `segments` (e.g. Hello {{ traits.first_name|default('there') }})."
+        ),
+    )
     data = models.JSONField(default=dict, blank=True, help_text="Structured data for front-ends.")
     segments = models.ManyToManyField(
         Segment,

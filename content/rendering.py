@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import nh3
+from jinja2 import TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+logger = logging.getLogger(__name__)
 
 ALLOWED_TAGS = nh3.ALLOWED_TAGS | {
     "section",
@@ -29,3 +37,37 @@ def sanitize_html(html: str) -> str:
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer",
     )
+
+
+# Editors' templates see only what we pass (plain dicts and lists), cannot touch
+# attributes the sandbox deems unsafe, and cannot mutate what they are given.
+_SANDBOX = ImmutableSandboxedEnvironment(autoescape=True)
+
+
+class BlockTemplateError(ValueError):
+    pass
+
+
+def check_template(body: str) -> None:
+    """Raise BlockTemplateError naming the line when ``body`` is not a valid template."""
+    try:
+        _SANDBOX.parse(body)
+    except TemplateError as exc:
+        line = getattr(exc, "lineno", None)
+        where = f"line {line}: " if line else ""
+        raise BlockTemplateError(f"{where}{exc.message or exc}") from None
+
+
+def render_body(
+    body: str, *, is_template: bool, traits: Mapping[str, Any], segments: Sequence[str]
+) -> str:
+    """The block's HTML for one visitor, sanitized whatever the template produced."""
+    if not is_template:
+        return sanitize_html(body)
+    try:
+        html = _SANDBOX.from_string(body).render(traits=dict(traits), segments=list(segments))
+    except Exception:
+        # A template that fails for one visitor's data shows nothing rather than a 500.
+        logger.exception("block template failed to render")
+        return ""
+    return sanitize_html(html)

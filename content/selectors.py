@@ -10,8 +10,9 @@ from django.db.models import Prefetch
 from django.utils import timezone
 
 from content.models import Block
-from content.rendering import sanitize_html
+from content.rendering import render_body
 from content.selection import Candidate, choose
+from personalize.models import Profile
 from segments.models import Segment
 from segments.selectors import current_segment_ids, current_segment_slugs
 
@@ -55,11 +56,33 @@ def published_blocks(slots: Iterable[str]) -> list[Block]:
     )
 
 
+class _VisitorContext:
+    """Traits and segment slugs for template blocks, loaded only if one is shown."""
+
+    def __init__(self, profile_id: int | None) -> None:
+        self.profile_id = profile_id
+        self._loaded: tuple[dict[str, Any], list[str]] | None = None
+
+    def get(self) -> tuple[dict[str, Any], list[str]]:
+        if self._loaded is None:
+            traits: dict[str, Any] = {}
+            if self.profile_id is not None:
+                found = (
+                    Profile.objects.filter(pk=self.profile_id)
+                    .values_list("traits", flat=True)
+                    .first()
+                )
+                traits = found or {}
+            self._loaded = (traits, current_segment_slugs(profile_id=self.profile_id))
+        return self._loaded
+
+
 def blocks_for_segments(
-    *, slots: Iterable[str], segment_ids: frozenset[int]
+    *, slots: Iterable[str], segment_ids: frozenset[int], profile_id: int | None = None
 ) -> dict[str, list[RenderedBlock]]:
     """For each slot, the chosen block (an empty list when the slot has none)."""
     now = timezone.now()
+    visitor = _VisitorContext(profile_id)
     wanted = list(dict.fromkeys(slots))
     by_slot: dict[str, list[Block]] = {slot: [] for slot in wanted}
     for block in published_blocks(wanted):
@@ -88,13 +111,16 @@ def blocks_for_segments(
             chosen[slot] = []
             continue
         block = by_id[choice.candidate.id]
+        traits, segment_slugs = visitor.get() if block.is_template else ({}, [])
         chosen[slot] = [
             RenderedBlock(
                 id=block.id,
                 key=block.key,
                 slot=block.slot,
                 title=block.title,
-                html=sanitize_html(block.body),
+                html=render_body(
+                    block.body, is_template=block.is_template, traits=traits, segments=segment_slugs
+                ),
                 data=block.data or {},
                 reason=choice.reason,
             )
@@ -105,7 +131,9 @@ def blocks_for_segments(
 def blocks_for_profile(
     *, profile_id: int | None, slots: Iterable[str]
 ) -> dict[str, list[RenderedBlock]]:
-    return blocks_for_segments(slots=slots, segment_ids=current_segment_ids(profile_id=profile_id))
+    return blocks_for_segments(
+        slots=slots, segment_ids=current_segment_ids(profile_id=profile_id), profile_id=profile_id
+    )
 
 
 def slot_update_for_profile(*, profile_id: int, slots: list[str]) -> SlotUpdate:

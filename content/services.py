@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from content.models import Block
-from content.rendering import sanitize_html
+from content.rendering import check_template, sanitize_html
 from segments.models import Segment
 
 
@@ -24,15 +24,20 @@ def block_save(
     segment_slugs: Iterable[str] = (),
     priority: int = 0,
     is_default: bool = False,
+    is_template: bool = False,
     status: str = Block.Status.PUBLISHED,
 ) -> Block:
-    """Create or update a block by key; its HTML is sanitized before it is stored."""
+    """Create or update a block by key; its HTML is sanitized before it is stored
+    (a template is checked instead, and its output sanitized at every render)."""
+    if is_template:
+        check_template(body)
     block, _ = Block.objects.update_or_create(
         key=key,
         defaults={
             "slot": slot,
             "title": title,
-            "body": sanitize_html(body),
+            "body": body if is_template else sanitize_html(body),
+            "is_template": is_template,
             "data": data or {},
             "priority": priority,
             "is_default": is_default,

@@ -28,7 +28,7 @@ def _segment_ids(request: HttpRequest) -> frozenset[int]:
 def slot(context: Any, name: str) -> Markup:
     request: HttpRequest = context["request"]
     blocks: list[RenderedBlock] = blocks_for_segments(
-        slots=[name], segment_ids=_segment_ids(request)
+        slots=[name], segment_ids=_segment_ids(request), profile_id=profile_id_for_request(request)
     )[name]
     keys = " ".join(block.key for block in blocks)
     inner = Markup("").join(
