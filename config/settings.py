@@ -180,6 +180,8 @@ SEGMENT_SWEEP_SECONDS = env_int("SEGMENT_SWEEP_SECONDS", 2)
 # A recompute request not picked up by a worker within this long (broker down,
 # worker crashed) is re-run by the sweep.
 SEGMENT_STALE_REQUEST_SECONDS = env_int("SEGMENT_STALE_REQUEST_SECONDS", 30)
+# A gap longer than this between a profile's events starts a new session.
+SESSION_TIMEOUT_MINUTES = env_int("SESSION_TIMEOUT_MINUTES", 30)
 # Events older than this many days are purged hourly (0: keep everything).
 EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 0)
 CELERY_BEAT_SCHEDULE = {

@@ -97,9 +97,14 @@ class ProfileAdmin(admin.ModelAdmin[Profile]):
         "recompute_requested_at",
         "current_segments",
         "recent_events",
+        "consent",
+        "session_count",
+        "time_on_site_seconds",
     )
     fields = (
         "traits",
+        "consent",
+        ("session_count", "time_on_site_seconds"),
         "current_segments",
         "recent_events",
         "created_at",

@@ -90,6 +90,9 @@ class Profile(models.Model):
     consent_updated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    # Kept from the derived sessions (personalize.sessions).
+    session_count = models.PositiveIntegerField(default=0)
+    time_on_site_seconds = models.FloatField(default=0)
     # Set when new events arrive and cleared by the worker that recomputes; a
     # conditional update on it coalesces bursts of events into one recompute.
     recompute_requested_at = models.DateTimeField(null=True, blank=True, db_index=True)
@@ -162,3 +165,24 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.timestamp:%Y-%m-%d %H:%M:%S}"
+
+
+class Session(models.Model):
+    """A visit: a run of a profile's events with no gap longer than the session timeout."""
+
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="sessions")
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField()
+    events = models.PositiveIntegerField(default=0)
+    pages = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["profile", "started_at"], name="session_profile_start")]
+
+    def __str__(self) -> str:
+        return f"Session of {self.profile} at {self.started_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def duration_seconds(self) -> float:
+        return (self.ended_at - self.started_at).total_seconds()

@@ -9,10 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Q
+from django.db.models import Max, Min, Q
 from django.utils import timezone
 
 from personalize.models import Event, Identity, Profile, Source
+from personalize.sessions import rebuild_sessions
 from personalize.signals import profile_merging
 from personalize.tracking import TrackedMessage
 from personalize.visitors import Visitor
@@ -95,6 +96,9 @@ def merge_profiles(*, source_id: int, target_id: int) -> None:
     with transaction.atomic():
         source = Profile.objects.select_for_update().get(pk=source_id)
         target = Profile.objects.select_for_update().get(pk=target_id)
+        first_moved = Event.objects.filter(profile_id=source_id).aggregate(first=Min("timestamp"))[
+            "first"
+        ]
         Event.objects.filter(profile_id=source_id).update(profile_id=target_id)
         Identity.objects.filter(profile_id=source_id).update(profile_id=target_id)
         target.traits = {**(source.traits or {}), **(target.traits or {})}
@@ -104,6 +108,8 @@ def merge_profiles(*, source_id: int, target_id: int) -> None:
         target.save(update_fields=["traits", "last_seen_at"])
         profile_merging.send(sender=Profile, source_id=source_id, target_id=target_id)
         source.delete()
+        if first_moved is not None:
+            rebuild_sessions(profile_id=target_id, since=first_moved)
         request_recompute(profile_ids=[target_id])
         transaction.on_commit(lambda: live.announce_merge(source_id=source_id, target_id=target_id))
 
@@ -200,6 +206,13 @@ def ingest_messages(
                 _apply_consent(
                     profile, message.properties["granted"], message.timestamp or received_at
                 )
+        earliest: dict[int, datetime] = {}
+        for message in messages:
+            pk = profiles[(message.anonymous_id, message.user_id)].pk
+            at = message.timestamp or received_at
+            earliest[pk] = min(at, earliest.get(pk, at))
+        for pk, since in earliest.items():
+            rebuild_sessions(profile_id=pk, since=since)
         for profile in {p.pk: p for p in profiles.values()}.values():
             last = Event.objects.filter(profile=profile).aggregate(last=Max("timestamp"))["last"]
             Profile.objects.filter(pk=profile.pk).update(last_seen_at=last)

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.test import Client
+
+from personalize.models import Profile, Session, Source
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def _send(source: Source, *offsets_and_types: tuple[int, str]) -> None:
+    batch = [
+        {
+            "type": kind,
+            **({"event": "clicked"} if kind == "track" else {}),
+            "anonymousId": "a-1",
+            "messageId": f"m-{minutes}-{kind}",
+            "timestamp": (T0 + timedelta(minutes=minutes)).isoformat(),
+        }
+        for minutes, kind in offsets_and_types
+    ]
+    response = Client().post(
+        "/v1/batch",
+        data={"writeKey": source.write_key, "batch": batch},
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+
+
+def _sessions() -> list[tuple[int, int, int, int]]:
+    """(start minute, end minute, events, pages) per session, oldest first."""
+    return [
+        (
+            int((s.started_at - T0).total_seconds() // 60),
+            int((s.ended_at - T0).total_seconds() // 60),
+            s.events,
+            s.pages,
+        )
+        for s in Session.objects.order_by("started_at")
+    ]
+
+
+@pytest.mark.django_db
+def test_thirty_minutes_of_inactivity_starts_a_new_session_with_its_own_counts() -> None:
+    source = Source.objects.create(name="site")
+    _send(source, (0, "page"), (10, "page"), (20, "track"), (51, "page"), (55, "page"))
+
+    assert _sessions() == [(0, 20, 3, 2), (51, 55, 2, 2)]
+    profile = Profile.objects.get()
+    assert (profile.session_count, profile.time_on_site_seconds) == (2, 24 * 60)
+
+
+@pytest.mark.django_db
+def test_a_late_event_that_bridges_two_sessions_joins_them() -> None:
+    source = Source.objects.create(name="site")
+    _send(source, (0, "page"), (45, "page"))
+    assert _sessions() == [(0, 0, 1, 1), (45, 45, 1, 1)]
+
+    _send(source, (25, "track"))  # arrives last, happened in between
+
+    assert _sessions() == [(0, 45, 3, 2)]
+    assert Profile.objects.get().time_on_site_seconds == 45 * 60
