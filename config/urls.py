@@ -8,6 +8,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("content.urls")),
     path("api/v1/", include("personalize.api_urls")),
+    path("api/v1/", include("segments.urls")),
     path("", include("personalize.urls")),
     path("", include("shop.urls")),
 ]

@@ -25,7 +25,7 @@ ID_PARAMETERS = [
 ]
 
 
-def _profile_named_by(params: Mapping[str, Any]) -> Profile:
+def profile_named_by(params: Mapping[str, Any]) -> Profile:
     """The profile for exactly one of ``user_id`` / ``anonymous_id``."""
     user_id = str(params.get("user_id") or "").strip()
     anonymous_id = str(params.get("anonymous_id") or "").strip()
@@ -65,7 +65,7 @@ class ProfileLookupApi(APIView):
 
     @extend_schema(parameters=ID_PARAMETERS, responses=OutputSerializer)
     def get(self, request: Request) -> Response:
-        profile = _profile_named_by(request.query_params)
+        profile = profile_named_by(request.query_params)
         data = {
             "id": profile.pk,
             "identities": list(profile.identities.all()),
@@ -86,7 +86,7 @@ class ProfileExportApi(APIView):
 
     @extend_schema(parameters=ID_PARAMETERS, responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
-        return Response(profile_export(profile=_profile_named_by(request.query_params)))
+        return Response(profile_export(profile=profile_named_by(request.query_params)))
 
 
 class ProfileEraseApi(APIView):
@@ -102,5 +102,5 @@ class ProfileEraseApi(APIView):
     @extend_schema(request=InputSerializer, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request) -> Response:
         data = request.data if isinstance(request.data, Mapping) else {}
-        counts = profile_erase(profile=_profile_named_by(data))
+        counts = profile_erase(profile=profile_named_by(data))
         return Response({"erased": counts})

@@ -71,6 +71,15 @@ def current_memberships(*, profile_id: int) -> QuerySet[Membership]:
     )
 
 
+def segment_members(*, segment_id: int) -> QuerySet[Membership]:
+    return (
+        Membership.objects.filter(segment_id=segment_id, exited_at__isnull=True)
+        .select_related("profile")
+        .prefetch_related("profile__identities")
+        .order_by("entered_at", "id")
+    )
+
+
 def current_segment_ids(*, profile_id: int | None) -> frozenset[int]:
     if profile_id is None:
         return frozenset()

@@ -328,3 +328,20 @@ def _announce_segment_change(profile_id: int, *, entered: list[str], exited: lis
         exited=exited,
         segments=selectors.current_segment_slugs(profile_id=profile_id),
     )
+
+
+def explain_profile(*, profile_id: int, segment: Segment, now: datetime) -> Evaluation:
+    """Which of the segment's conditions hold for the profile now, with their values."""
+    definitions = selectors.active_segment_definitions()
+    rules = {d.slug: d.rule for d in definitions}
+    rule = segment.parsed_rule()
+    rules[segment.slug] = rule
+    names: set[str] = set()
+    for each in rules.values():
+        names |= referenced_events(each)
+    lookback = selectors.lookback(rules.values())
+    profile = Profile.objects.get(pk=profile_id)
+    snapshot = selectors.profile_snapshot(
+        profile=profile, event_names=names, since=None if lookback is None else now - lookback
+    )
+    return evaluate(rule, snapshot, now, rules)
