@@ -16,7 +16,6 @@ and reason.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
@@ -519,5 +518,3 @@ def json_to_text(data: Any) -> str:
 
 
 __all__ = ["RuleSyntaxError", "json_to_text", "parse_text", "rule_to_text", "text_to_json"]
-
-_ = datetime  # the window's dates are ISO strings in the text, parsed by the schema
