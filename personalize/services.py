@@ -146,6 +146,7 @@ def ingest_messages(
     One transaction: a caller that gets a result knows every message is stored.
     Duplicate message ids (client retries) are dropped by the unique constraint.
     """
+    from segments.selectors import segment_inputs
     from segments.services import request_recompute
 
     result = IngestResult()
@@ -217,7 +218,16 @@ def ingest_messages(
             last = Event.objects.filter(profile=profile).aggregate(last=Max("timestamp"))["last"]
             Profile.objects.filter(pk=profile.pk).update(last_seen_at=last)
             result.profile_ids.add(profile.pk)
-        request_recompute(profile_ids=result.profile_ids)
+        # Only events some segment reads (or traits, if some segment reads traits)
+        # can change memberships: impressions and page views alone cost nothing.
+        watched = segment_inputs()
+        request_recompute(
+            profile_ids={
+                profiles[(m.anonymous_id, m.user_id)].pk
+                for m in messages
+                if m.name in watched.event_names or (watched.uses_traits and m.type == "identify")
+            }
+        )
     return result
 
 

@@ -12,7 +12,14 @@ from django.db.models import QuerySet
 
 from personalize.models import Event, Profile
 from segments.models import Membership, Segment
-from segments.rules import EventRecord, ProfileSnapshot, Rule, rule_from_json
+from segments.rules import (
+    EventRecord,
+    ProfileSnapshot,
+    Rule,
+    referenced_events,
+    rule_from_json,
+    uses_traits,
+)
 from segments.rules.sql import Vendor, compile_rule
 from segments.rules.tree import Aggregate, Recency, Sequence, walk
 
@@ -30,6 +37,23 @@ def active_segment_definitions() -> list[SegmentDefinition]:
         SegmentDefinition(id=s.id, slug=s.slug, name=s.name, rule=rule_from_json(s.rule))
         for s in Segment.objects.filter(is_active=True).only("id", "slug", "name", "rule")
     ]
+
+
+@dataclass(frozen=True)
+class SegmentInputs:
+    """What the active segments read: events by name, and whether any reads traits."""
+
+    event_names: frozenset[str]
+    uses_traits: bool
+
+
+def segment_inputs() -> SegmentInputs:
+    names: set[str] = set()
+    traits = False
+    for definition in active_segment_definitions():
+        names |= referenced_events(definition.rule)
+        traits = traits or uses_traits(definition.rule)
+    return SegmentInputs(event_names=frozenset(names), uses_traits=traits)
 
 
 def lookback(rules: Iterable[Rule]) -> timedelta | None:

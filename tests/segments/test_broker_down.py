@@ -6,6 +6,7 @@ from kombu.exceptions import OperationalError
 
 from personalize.models import Event, Profile, Source
 from segments import tasks
+from tests.factories import SegmentFactory
 
 
 @pytest.mark.django_db(transaction=True)
@@ -16,6 +17,7 @@ def test_events_are_kept_and_the_request_recorded_when_the_broker_refuses_the_ta
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     monkeypatch.setattr(tasks.recompute_profile, "delay", broker_down)
+    SegmentFactory.create(slug="viewers")  # reads product_viewed
     source = Source.objects.create(name="site")
 
     response = Client().post(
@@ -38,3 +40,26 @@ def test_events_are_kept_and_the_request_recorded_when_the_broker_refuses_the_ta
     assert Event.objects.filter(message_id="m-1").count() == 1
     profile = Profile.objects.get(identities__value="a-1")
     assert profile.recompute_requested_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("event", "queued"), [("block_impression", 0), ("product_viewed", 1)])
+def test_only_events_a_segment_reads_queue_a_recompute(
+    monkeypatch: pytest.MonkeyPatch, event: str, queued: int
+) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(tasks.recompute_profile, "delay", calls.append)
+    SegmentFactory.create(slug="viewers")  # reads product_viewed only
+    source = Source.objects.create(name="site")
+
+    Client().post(
+        "/v1/batch",
+        data={
+            "writeKey": source.write_key,
+            "batch": [{"type": "track", "event": event, "anonymousId": "a-2", "messageId": "m-2"}],
+        },
+        content_type="application/json",
+    )
+
+    assert Event.objects.filter(message_id="m-2").count() == 1
+    assert len(calls) == queued
