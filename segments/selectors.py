@@ -87,6 +87,20 @@ def profile_snapshot(
     return ProfileSnapshot(traits=profile.traits or {}, events=records)
 
 
+def snapshot_for_rules(
+    *, profile: Profile, rules: Mapping[str, Rule], now: datetime
+) -> ProfileSnapshot:
+    """The part of the profile's history ``rules`` can see at ``now``: only the
+    events they name, and only as far back as their longest window reaches."""
+    names: set[str] = set()
+    for rule in rules.values():
+        names |= referenced_events(rule)
+    reach = lookback(rules.values())
+    return profile_snapshot(
+        profile=profile, event_names=names, since=None if reach is None else now - reach
+    )
+
+
 def current_memberships(*, profile_id: int) -> QuerySet[Membership]:
     return (
         Membership.objects.filter(profile_id=profile_id, exited_at__isnull=True)

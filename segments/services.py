@@ -139,10 +139,6 @@ def recompute_profile(*, profile_id: int, now: datetime | None = None) -> Member
     """Re-evaluate every active segment for one profile and write the differences."""
     definitions = selectors.active_segment_definitions()
     rules_by_slug = {d.slug: d.rule for d in definitions}
-    event_names: set[str] = set()
-    for definition in definitions:
-        event_names |= referenced_events(definition.rule)
-    lookback = selectors.lookback(rules_by_slug.values())
 
     with transaction.atomic():
         profile = Profile.objects.select_for_update().filter(pk=profile_id).first()
@@ -151,11 +147,7 @@ def recompute_profile(*, profile_id: int, now: datetime | None = None) -> Member
         Profile.objects.filter(pk=profile_id).update(recompute_requested_at=None)
         # "now" is read under the profile lock, so no event committed before it is missed.
         now = now or timezone.now()
-        snapshot = selectors.profile_snapshot(
-            profile=profile,
-            event_names=event_names,
-            since=None if lookback is None else now - lookback,
-        )
+        snapshot = selectors.snapshot_for_rules(profile=profile, rules=rules_by_slug, now=now)
         results: dict[int, Evaluation] = {
             d.id: evaluate(d.rule, snapshot, now, rules_by_slug) for d in definitions
         }
@@ -336,12 +328,6 @@ def explain_profile(*, profile_id: int, segment: Segment, now: datetime) -> Eval
     rules = {d.slug: d.rule for d in definitions}
     rule = segment.parsed_rule()
     rules[segment.slug] = rule
-    names: set[str] = set()
-    for each in rules.values():
-        names |= referenced_events(each)
-    lookback = selectors.lookback(rules.values())
     profile = Profile.objects.get(pk=profile_id)
-    snapshot = selectors.profile_snapshot(
-        profile=profile, event_names=names, since=None if lookback is None else now - lookback
-    )
+    snapshot = selectors.snapshot_for_rules(profile=profile, rules=rules, now=now)
     return evaluate(rule, snapshot, now, rules)
