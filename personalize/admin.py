@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import secrets
 from typing import Any
 
 from django.contrib import admin, messages
@@ -9,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from personalize.keys import KEY_PREFIX, hash_key
+from personalize.keys import issue_key
 from personalize.models import ApiKey, Event, Identity, Profile, RejectedEvent, Source
 from personalize.privacy import profile_erase, profile_export
 from personalize.quarantine import replay
@@ -64,9 +63,7 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         if not change:
             # Issue the key here and show it once; only its hash is kept.
-            raw_key = KEY_PREFIX + secrets.token_urlsafe(32)
-            obj.prefix = raw_key[: len(KEY_PREFIX) + 6]
-            obj.hashed_key = hash_key(raw_key)
+            raw_key = issue_key(obj)
             messages.warning(request, f"Copy the key now, it is not shown again: {raw_key}")
         super().save_model(request, obj, form, change)
 

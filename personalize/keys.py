@@ -16,12 +16,19 @@ def hash_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
+def issue_key(api_key: ApiKey) -> str:
+    """Give ``api_key`` a fresh secret (prefix and hash); the raw key is returned once."""
+    raw_key = KEY_PREFIX + secrets.token_urlsafe(32)
+    api_key.prefix = raw_key[: len(KEY_PREFIX) + 6]
+    api_key.hashed_key = hash_key(raw_key)
+    return raw_key
+
+
 def api_key_create(*, name: str) -> tuple[ApiKey, str]:
     """A new key; the raw key is returned once and never stored."""
-    raw_key = KEY_PREFIX + secrets.token_urlsafe(32)
-    api_key = ApiKey.objects.create(
-        name=name, prefix=raw_key[: len(KEY_PREFIX) + 6], hashed_key=hash_key(raw_key)
-    )
+    api_key = ApiKey(name=name)
+    raw_key = issue_key(api_key)
+    api_key.save()
     return api_key, raw_key
 
 
