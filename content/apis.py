@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import re
-
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
@@ -9,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from content.selection import MAX_SLOTS, is_slot_name
 from content.selectors import blocks_for_profile
 from personalize.auth import ServerKeyAuthentication
 from personalize.errors import Forbidden, InvalidInput
@@ -16,9 +15,6 @@ from personalize.models import ApiKey
 from personalize.selectors import profile_id_for_request, profile_id_for_visitor
 from personalize.visitors import Visitor
 from segments.selectors import current_segment_slugs
-
-SLOT_NAME = re.compile(r"^[a-z0-9_-]{1,50}$")
-MAX_SLOTS = 20
 
 
 class BlocksApi(APIView):
@@ -69,7 +65,7 @@ class BlocksApi(APIView):
         if len(slots) > MAX_SLOTS:
             raise InvalidInput(f"at most {MAX_SLOTS} slots per request", field="slot")
         for name in slots:
-            if not SLOT_NAME.match(name):
+            if not is_slot_name(name):
                 raise InvalidInput(
                     f"{name[:60]!r} is not a slot name (a-z, 0-9, - and _)", field="slot"
                 )

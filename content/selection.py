@@ -6,9 +6,18 @@ memberships (already computed by the workers) and the published blocks.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+
+# What a page may ask for, over the block API and the live socket alike.
+SLOT_NAME = re.compile(r"^[a-z0-9_-]{1,50}$")
+MAX_SLOTS = 20
+
+
+def is_slot_name(name: object) -> bool:
+    return isinstance(name, str) and SLOT_NAME.match(name) is not None
 
 
 @dataclass(frozen=True)

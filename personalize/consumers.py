@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from content.selection import MAX_SLOTS, is_slot_name
 from content.selectors import SlotUpdate, slot_update_for_profile
 from personalize import live
 from personalize.services import profile_for_visitor
@@ -17,8 +17,6 @@ from personalize.visitors import (
     visitor_from_live_token,
 )
 
-SLOT_NAME = re.compile(r"^[a-z0-9_-]{1,50}$")
-MAX_SLOTS = 20
 # Close codes (4000-4999 are the application's): the client reads them to decide
 # whether reconnecting can help.
 CLOSE_UNAUTHENTICATED = 4401  # no visitor cookie and no token
@@ -77,7 +75,7 @@ class PersonalizeConsumer(AsyncJsonWebsocketConsumer):
             if (
                 not isinstance(slots, list)
                 or len(slots) > MAX_SLOTS
-                or not all(isinstance(s, str) and SLOT_NAME.match(s) for s in slots)
+                or not all(is_slot_name(s) for s in slots)
             ):
                 await self.send_json(
                     {
