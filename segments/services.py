@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -14,11 +14,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from personalize.models import Profile
+from personalize.models import Event, Profile
 from segments import selectors
 from segments.models import Membership, Segment
 from segments.rules import (
     Evaluation,
+    Rule,
     RuleError,
     evaluate,
     referenced_events,
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 # message, a crashed worker) is picked up by the scheduled sweep.
 STALE_REQUEST_AFTER = timedelta(seconds=settings.SEGMENT_STALE_REQUEST_SECONDS)
 SWEEP_BATCH = 500
+# Profiles per transaction when a whole segment is recomputed.
+SEGMENT_CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -237,13 +240,26 @@ class SegmentRecompute:
     exited: int
 
 
-def recompute_segment(*, segment_id: int, now: datetime | None = None) -> SegmentRecompute:
+def recompute_segment(
+    *,
+    segment_id: int,
+    now: datetime | None = None,
+    chunk_size: int = SEGMENT_CHUNK,
+    progress: Callable[[int, int], None] | None = None,
+) -> SegmentRecompute:
     """Recompute one segment for every profile with its set-based SQL (the batch path).
 
-    Used when a segment is created or its rule changes. Membership changes are
-    written and announced like incremental ones; profiles whose events the rule
-    reads are then marked due, so the per-profile path fills in the moment each
-    one's truth can next change with time (a window lapsing later on).
+    Used when a segment is created or its rule changes. One query finds the
+    members; the differences are then written in short transactions of
+    ``chunk_size`` profiles, each first locking its profiles in primary-key order,
+    the lock a per-profile recompute takes first: the two paths wait for each
+    other instead of deadlocking, and workers are never blocked for the whole
+    segment. ``progress(done, total)`` is called after each chunk.
+
+    Profiles whose events the rule reads are then marked due, so the per-profile
+    path fills in the moment each one's truth can next change with time (a
+    window lapsing later on), and corrects any profile whose events arrived
+    between the query and the write.
     """
     now = now or timezone.now()
     definitions = {d.slug: d for d in selectors.active_segment_definitions()}
@@ -256,45 +272,71 @@ def recompute_segment(*, segment_id: int, now: datetime | None = None) -> Segmen
     else:
         member_ids = set()
     reason = [{"text": f"batch recompute of {segment.name}", "held": True}]
-    with transaction.atomic():
-        current = set(
-            Membership.objects.filter(segment_id=segment_id, exited_at__isnull=True).values_list(
-                "profile_id", flat=True
+    current = set(
+        Membership.objects.filter(segment_id=segment_id, exited_at__isnull=True).values_list(
+            "profile_id", flat=True
+        )
+    )
+    entering = member_ids - current
+    changed = sorted(entering | (current - member_ids))
+    entered = exited = 0
+    for start in range(0, len(changed), chunk_size):
+        chunk = changed[start : start + chunk_size]
+        with transaction.atomic():
+            alive = list(
+                Profile.objects.select_for_update()
+                .filter(pk__in=chunk)
+                .order_by("pk")
+                .values_list("pk", flat=True)
             )
-        )
-        entered = sorted(member_ids - current)
-        exited = sorted(current - member_ids)
-        Membership.objects.bulk_create(
-            (
-                Membership(
-                    profile_id=pid, segment_id=segment_id, entered_at=now, entry_reason=reason
+            enter_ids = [pid for pid in alive if pid in entering]
+            exit_ids = [pid for pid in alive if pid not in entering]
+            # A worker may have opened the same membership meanwhile: the unique
+            # constraint keeps one, and that is the answer.
+            Membership.objects.bulk_create(
+                (
+                    Membership(
+                        profile_id=pid, segment_id=segment_id, entered_at=now, entry_reason=reason
+                    )
+                    for pid in enter_ids
+                ),
+                ignore_conflicts=True,
+            )
+            Membership.objects.filter(
+                segment_id=segment_id, exited_at__isnull=True, profile_id__in=exit_ids
+            ).update(exited_at=now, exit_reason=reason)
+            for pid in enter_ids:
+                transaction.on_commit(
+                    partial(_announce_segment_change, pid, entered=[segment.slug], exited=[])
                 )
-                for pid in entered
-            ),
-            batch_size=1000,
-        )
-        Membership.objects.filter(
-            segment_id=segment_id, exited_at__isnull=True, profile_id__in=exited
-        ).update(exited_at=now, exit_reason=reason)
-        names = referenced_events(rule)
-        lookback = selectors.lookback([rule])
-        relevant = Profile.objects.filter(events__name__in=names)
-        if lookback is not None:
-            relevant = relevant.filter(events__timestamp__gt=now - lookback)
-        Profile.objects.filter(pk__in=relevant.values("pk")).filter(
+            for pid in exit_ids:
+                transaction.on_commit(
+                    partial(_announce_segment_change, pid, entered=[], exited=[segment.slug])
+                )
+        entered += len(enter_ids)
+        exited += len(exit_ids)
+        if progress is not None:
+            progress(min(start + chunk_size, len(changed)), len(changed))
+    _mark_readers_due(rule, now=now, chunk_size=chunk_size * 5)
+    return SegmentRecompute(
+        segment=segment.slug, members=len(member_ids), entered=entered, exited=exited
+    )
+
+
+def _mark_readers_due(rule: Rule, *, now: datetime, chunk_size: int) -> None:
+    """Profiles with events ``rule`` reads get re-evaluated by the sweep, in chunks."""
+    names = referenced_events(rule)
+    if not names:
+        return
+    lookback = selectors.lookback([rule])
+    readers = Event.objects.filter(name__in=names)
+    if lookback is not None:
+        readers = readers.filter(timestamp__gt=now - lookback)
+    profile_ids = sorted(set(readers.values_list("profile_id", flat=True).distinct()))
+    for start in range(0, len(profile_ids), chunk_size):
+        Profile.objects.filter(pk__in=profile_ids[start : start + chunk_size]).filter(
             Q(next_evaluation_at__isnull=True) | Q(next_evaluation_at__gt=now)
         ).update(next_evaluation_at=now)
-        for pid in entered:
-            transaction.on_commit(
-                partial(_announce_segment_change, pid, entered=[segment.slug], exited=[])
-            )
-        for pid in exited:
-            transaction.on_commit(
-                partial(_announce_segment_change, pid, entered=[], exited=[segment.slug])
-            )
-    return SegmentRecompute(
-        segment=segment.slug, members=len(member_ids), entered=len(entered), exited=len(exited)
-    )
 
 
 def request_segment_recompute(*, segment_id: int) -> None:

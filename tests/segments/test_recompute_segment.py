@@ -7,7 +7,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from segments.models import Membership
+from segments import selectors
+from segments.models import Membership, Segment
 from segments.services import recompute_segment, segment_save
 from segments.signals import memberships_changed
 from tests.factories import EventFactory, ProfileFactory
@@ -86,3 +87,56 @@ def test_the_recompute_command_reports_each_segment(capsys: pytest.CaptureFixtur
         ).members
         == 0
     )
+
+
+@pytest.mark.django_db
+def test_whole_segment_recompute_writes_in_chunks_and_reports_progress() -> None:
+    now = timezone.now()
+    fans = [ProfileFactory.create() for _ in range(5)]
+    bystander = ProfileFactory.create()
+    for fan in fans:
+        for _ in range(2):
+            EventFactory.create(
+                profile=fan, name="product_viewed", timestamp=now - timedelta(hours=1)
+            )
+    segment = Segment.objects.create(name="Fans", slug="fans", rule=VIEWED_TWICE)
+    progress: list[tuple[int, int]] = []
+
+    result = recompute_segment(
+        segment_id=segment.pk, now=now, chunk_size=2, progress=lambda d, t: progress.append((d, t))
+    )
+
+    assert progress == [(2, 5), (4, 5), (5, 5)]
+    assert (result.members, result.entered, result.exited) == (5, 5, 0)
+    members = set(
+        Membership.objects.filter(segment=segment, exited_at__isnull=True).values_list(
+            "profile_id", flat=True
+        )
+    )
+    assert members == {fan.pk for fan in fans}
+    assert bystander.pk not in members
+
+
+@pytest.mark.django_db
+def test_whole_segment_recompute_keeps_a_membership_a_worker_opened_meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = timezone.now()
+    fan = ProfileFactory.create()
+    for _ in range(2):
+        EventFactory.create(profile=fan, name="product_viewed", timestamp=now - timedelta(hours=1))
+    segment = Segment.objects.create(name="Fans", slug="fans", rule=VIEWED_TWICE)
+    query = selectors.segment_member_ids
+
+    def query_then_worker_writes(**kwargs: Any) -> set[int]:
+        found = query(**kwargs)
+        # The per-profile path gets there between the batch query and its write.
+        Membership.objects.create(profile=fan, segment=segment, entered_at=now)
+        return found
+
+    monkeypatch.setattr(selectors, "segment_member_ids", query_then_worker_writes)
+
+    result = recompute_segment(segment_id=segment.pk, now=now)
+
+    assert result.members == 1
+    assert Membership.objects.filter(segment=segment, profile=fan).count() == 1

@@ -27,11 +27,20 @@ class Command(BaseCommand):
         ids = list(segments.values_list("pk", flat=True))
         for index, segment_id in enumerate(ids, start=1):
             started = time.perf_counter()
-            result = recompute_segment(segment_id=segment_id)
-            width = 30
-            done = int(width * index / len(ids))
+
+            def chunk_done(done: int, total: int, index: int = index) -> None:
+                # Large segments: a bar per segment, redrawn after every written chunk.
+                self.stdout.write(f"\r  {index}/{len(ids)} {_bar(done, total)}", ending="")
+                self.stdout.flush()
+
+            result = recompute_segment(segment_id=segment_id, progress=chunk_done)
             self.stdout.write(
-                f"[{'#' * done}{'.' * (width - done)}] {index}/{len(ids)} {result.segment}: "
+                f"\r[{_bar(index, len(ids))}] {index}/{len(ids)} {result.segment}: "
                 f"{result.members} members (+{result.entered} -{result.exited}) "
                 f"in {time.perf_counter() - started:.2f}s"
             )
+
+
+def _bar(done: int, total: int, width: int = 30) -> str:
+    filled = int(width * done / total) if total else width
+    return f"{'#' * filled}{'.' * (width - filled)}"
