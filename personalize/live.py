@@ -13,7 +13,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from segments.signals import memberships_changed
+from segments.signals import SegmentsChanged, memberships_changed
 
 logger = logging.getLogger(__name__)
 
@@ -23,29 +23,42 @@ def group_name(profile_id: int) -> str:
 
 
 def _send(profile_id: int, message: dict[str, Any]) -> None:
+    _send_many([(profile_id, message)])
+
+
+def _send_many(messages: list[tuple[int, dict[str, Any]]]) -> None:
+    """All pushes in one event loop: ``async_to_sync`` per message would open a
+    loop, and with channels-redis a connection, for each one."""
     layer = get_channel_layer()
-    if layer is None:
+    if layer is None or not messages:
         return
+
+    async def send_all() -> None:
+        for profile_id, message in messages:
+            await layer.group_send(group_name(profile_id), message)
+
     try:
-        async_to_sync(layer.group_send)(group_name(profile_id), message)
+        async_to_sync(send_all)()
     except Exception:
         # A push is best effort: the next page load and the polling fallback
         # still show the right blocks, so a layer hiccup must not fail the caller.
-        logger.exception("could not push to profile %s", profile_id)
+        logger.exception("could not push to %d profiles", len(messages))
 
 
-def push_membership_change(
-    sender: Any,
-    *,
-    profile_id: int,
-    entered: list[str],
-    exited: list[str],
-    segments: list[str],
-    **_: Any,
-) -> None:
-    _send(
-        profile_id,
-        {"type": "segments.changed", "entered": entered, "exited": exited, "segments": segments},
+def push_membership_changes(sender: Any, *, changes: list[SegmentsChanged], **_: Any) -> None:
+    _send_many(
+        [
+            (
+                change.profile_id,
+                {
+                    "type": "segments.changed",
+                    "entered": change.entered,
+                    "exited": change.exited,
+                    "segments": change.segments,
+                },
+            )
+            for change in changes
+        ]
     )
 
 
@@ -55,4 +68,4 @@ def announce_merge(*, source_id: int, target_id: int) -> None:
 
 
 def connect() -> None:
-    memberships_changed.connect(push_membership_change, dispatch_uid="personalize.live.push")
+    memberships_changed.connect(push_membership_changes, dispatch_uid="personalize.live.push")

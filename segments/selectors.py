@@ -128,6 +128,18 @@ def current_segment_ids(*, profile_id: int | None) -> frozenset[int]:
     )
 
 
+def current_segment_slugs_of(*, profile_ids: Iterable[int]) -> dict[int, list[str]]:
+    """Current slugs of many profiles in one query (profiles in none are absent)."""
+    found: dict[int, list[str]] = {}
+    for profile_id, slug in (
+        Membership.objects.filter(profile_id__in=list(profile_ids), exited_at__isnull=True)
+        .order_by("profile_id", "segment__slug")
+        .values_list("profile_id", "segment__slug")
+    ):
+        found.setdefault(profile_id, []).append(slug)
+    return found
+
+
 def current_segment_slugs(*, profile_id: int | None) -> list[str]:
     if profile_id is None:
         return []

@@ -27,7 +27,7 @@ from segments.rules import (
     rule_to_json,
 )
 from segments.rules.tree import referenced_segments
-from segments.signals import memberships_changed
+from segments.signals import SegmentsChanged, memberships_changed
 
 logger = logging.getLogger(__name__)
 
@@ -205,10 +205,14 @@ def _reasons(evaluation: Evaluation) -> list[dict[str, Any]]:
 def _announce(change: MembershipChange) -> None:
     memberships_changed.send(
         sender=MembershipChange,
-        profile_id=change.profile_id,
-        entered=change.entered,
-        exited=change.exited,
-        segments=change.current,
+        changes=[
+            SegmentsChanged(
+                profile_id=change.profile_id,
+                entered=change.entered,
+                exited=change.exited,
+                segments=change.current,
+            )
+        ],
     )
 
 
@@ -305,14 +309,14 @@ def recompute_segment(
             Membership.objects.filter(
                 segment_id=segment_id, exited_at__isnull=True, profile_id__in=exit_ids
             ).update(exited_at=now, exit_reason=reason)
-            for pid in enter_ids:
-                transaction.on_commit(
-                    partial(_announce_segment_change, pid, entered=[segment.slug], exited=[])
+            transaction.on_commit(
+                partial(
+                    _announce_segment_changes,
+                    segment.slug,
+                    entered=enter_ids,
+                    exited=exit_ids,
                 )
-            for pid in exit_ids:
-                transaction.on_commit(
-                    partial(_announce_segment_change, pid, entered=[], exited=[segment.slug])
-                )
+            )
         entered += len(enter_ids)
         exited += len(exit_ids)
         if progress is not None:
@@ -354,14 +358,18 @@ def _enqueue_segment_recompute(segment_id: int) -> None:
         logger.exception("could not queue the batch recompute of segment %s", segment_id)
 
 
-def _announce_segment_change(profile_id: int, *, entered: list[str], exited: list[str]) -> None:
-    memberships_changed.send(
-        sender=SegmentRecompute,
-        profile_id=profile_id,
-        entered=entered,
-        exited=exited,
-        segments=selectors.current_segment_slugs(profile_id=profile_id),
-    )
+def _announce_segment_changes(slug: str, *, entered: list[int], exited: list[int]) -> None:
+    """One signal for a written chunk: receivers push to every profile in bulk."""
+    current = selectors.current_segment_slugs_of(profile_ids=[*entered, *exited])
+    changes = [
+        SegmentsChanged(profile_id=pid, entered=[slug], exited=[], segments=current.get(pid, []))
+        for pid in entered
+    ] + [
+        SegmentsChanged(profile_id=pid, entered=[], exited=[slug], segments=current.get(pid, []))
+        for pid in exited
+    ]
+    if changes:
+        memberships_changed.send(sender=SegmentRecompute, changes=changes)
 
 
 def explain_profile(*, profile_id: int, segment: Segment, now: datetime) -> Evaluation:

@@ -14,6 +14,7 @@ from personalize.models import Identity, Profile
 from personalize.services import resolve_profile
 from personalize.visitors import Visitor, live_token_for
 from segments.services import recompute_profile
+from segments.signals import SegmentsChanged
 from tests.factories import BlockFactory, IdentityFactory, ProfileFactory, SegmentFactory
 
 ORIGIN = (b"origin", b"http://testserver")
@@ -174,12 +175,16 @@ async def test_after_a_merge_the_socket_follows_the_surviving_profile() -> None:
     assert not await Profile.objects.filter(pk=merged_id).aexists()
 
     # Pushes now come from the surviving profile's group, not the merged one's.
-    await sync_to_async(live.push_membership_change)(
-        None, profile_id=merged_id, entered=["ghost"], exited=[], segments=["ghost"]
+    await sync_to_async(live.push_membership_changes)(
+        None,
+        changes=[
+            SegmentsChanged(profile_id=merged_id, entered=["ghost"], exited=[], segments=["ghost"])
+        ],
     )
     assert await communicator.receive_nothing(timeout=0.3)
-    await sync_to_async(live.push_membership_change)(
-        None, profile_id=user_id, entered=["vip"], exited=[], segments=["vip"]
+    await sync_to_async(live.push_membership_changes)(
+        None,
+        changes=[SegmentsChanged(profile_id=user_id, entered=["vip"], exited=[], segments=["vip"])],
     )
     pushed = await communicator.receive_json_from(timeout=5)
     await communicator.disconnect()

@@ -12,7 +12,7 @@ from pytest_django import DjangoCaptureOnCommitCallbacks
 from personalize.models import Profile
 from segments.models import Membership, Segment
 from segments.services import recompute_due_profiles, recompute_profile, request_recompute
-from segments.signals import memberships_changed
+from segments.signals import SegmentsChanged, memberships_changed
 from tests.factories import EventFactory, ProfileFactory, SegmentFactory
 
 T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
@@ -107,10 +107,11 @@ def test_due_sweep_flips_a_lapsed_membership_and_signals_once(
     assert signals_received == [
         {
             "signal": memberships_changed,
-            "profile_id": profile.pk,
-            "entered": ["engaged"],
-            "exited": [],
-            "segments": ["engaged"],
+            "changes": [
+                SegmentsChanged(
+                    profile_id=profile.pk, entered=["engaged"], exited=[], segments=["engaged"]
+                )
+            ],
         }
     ]
     signals_received.clear()
@@ -123,10 +124,9 @@ def test_due_sweep_flips_a_lapsed_membership_and_signals_once(
     assert signals_received == [
         {
             "signal": memberships_changed,
-            "profile_id": profile.pk,
-            "entered": [],
-            "exited": ["engaged"],
-            "segments": [],
+            "changes": [
+                SegmentsChanged(profile_id=profile.pk, entered=[], exited=["engaged"], segments=[])
+            ],
         }
     ]
     membership = Membership.objects.get()

@@ -10,7 +10,7 @@ from django.utils import timezone
 from segments import selectors
 from segments.models import Membership, Segment
 from segments.services import recompute_segment, segment_save
-from segments.signals import memberships_changed
+from segments.signals import SegmentsChanged, memberships_changed
 from tests.factories import EventFactory, ProfileFactory
 
 VIEWED_TWICE = {
@@ -36,8 +36,8 @@ def test_saving_a_new_segment_enters_existing_profiles_with_matching_history() -
     EventFactory.create(profile=browser, name="product_viewed", timestamp=now - timedelta(hours=1))
     announced: list[tuple[int, list[str]]] = []
 
-    def record(sender: Any, *, profile_id: int, entered: list[str], **_: Any) -> None:
-        announced.append((profile_id, entered))
+    def record(sender: Any, *, changes: list[SegmentsChanged], **_: Any) -> None:
+        announced.extend((change.profile_id, change.entered) for change in changes)
 
     memberships_changed.connect(record)
     try:
