@@ -16,7 +16,7 @@ from personalize import quality
 from personalize.models import MissingFieldCount, QualityCount, RejectedEvent, Source
 from personalize.services import ingest_messages
 from personalize.tracking import parse_message
-from tests.factories import QualityCountFactory, SourceFactory
+from tests.factories import QualityCountFactory
 
 
 def _batch(source: Source, *items: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +53,7 @@ def _counts(source: Source) -> dict[str, dict[str, int]]:
 
 @pytest.mark.django_db
 def test_counters_keep_received_stored_duplicates_and_rejected_per_event_name() -> None:
-    source = SourceFactory(name="site")
+    source = Source.objects.create(name="site")
     _batch(source, _track("Viewed", "v1"), _track("Bought", "b1"))
 
     _batch(
@@ -86,7 +86,7 @@ def test_counters_keep_received_stored_duplicates_and_rejected_per_event_name() 
 
 @pytest.mark.django_db
 def test_flagged_events_are_counted_and_plan_required_fields_count_as_missing() -> None:
-    source = SourceFactory(
+    source = Source.objects.create(
         name="site",
         tracking_plan={"track": {"Bought": {"required": ["sku"]}}},
         plan_mode="flag",
@@ -102,7 +102,7 @@ def test_flagged_events_are_counted_and_plan_required_fields_count_as_missing() 
 
 @pytest.mark.django_db
 def test_messages_without_messageid_timestamp_or_context_count_as_missing_those_fields() -> None:
-    source = SourceFactory(name="site")
+    source = Source.objects.create(name="site")
 
     _batch(
         source,
@@ -126,7 +126,7 @@ def test_messages_without_messageid_timestamp_or_context_count_as_missing_those_
 
 @pytest.mark.django_db
 def test_an_event_older_than_one_already_stored_for_the_profile_counts_as_late() -> None:
-    source = SourceFactory(name="site")
+    source = Source.objects.create(name="site")
     now = timezone.now()
     _batch(source, _track("Viewed", "v1", timestamp=now.isoformat()))
 
@@ -146,7 +146,7 @@ def test_an_event_older_than_one_already_stored_for_the_profile_counts_as_late()
 @pytest.mark.django_db
 def test_an_event_received_long_after_its_timestamp_counts_as_late(settings: Any) -> None:
     settings.P13N_LATE_EVENT_SECONDS = 600
-    source = SourceFactory(name="site")
+    source = Source.objects.create(name="site")
     now = timezone.now()
 
     _batch(
@@ -160,7 +160,7 @@ def test_an_event_received_long_after_its_timestamp_counts_as_late(settings: Any
 
 @pytest.mark.django_db
 def test_a_batch_updates_each_counter_table_with_one_upsert_not_one_query_per_event() -> None:
-    source = SourceFactory(name="site")
+    source = Source.objects.create(name="site")
     received_at = timezone.now()
     messages = [
         parse_message(
@@ -192,7 +192,7 @@ def test_a_batch_updates_each_counter_table_with_one_upsert_not_one_query_per_ev
 
 @pytest.mark.django_db
 def test_counts_of_the_same_hour_add_up_across_batches() -> None:
-    source = SourceFactory(name="site")
+    source = Source.objects.create(name="site")
     at = datetime(2025, 3, 1, 10, 15, tzinfo=UTC)
     for batch in range(3):
         messages = [
@@ -216,8 +216,8 @@ def test_counts_of_the_same_hour_add_up_across_batches() -> None:
 
 @pytest.mark.django_db
 def test_report_groups_rejects_by_reason_and_command_prints_json() -> None:
-    site = SourceFactory(name="site")
-    SourceFactory(name="other")
+    site = Source.objects.create(name="site")
+    Source.objects.create(name="other")
     _batch(
         site,
         _track("Bought", "b1", properties={"revenue": -1}),
@@ -249,7 +249,7 @@ def test_report_groups_rejects_by_reason_and_command_prints_json() -> None:
 
 @pytest.mark.django_db
 def test_command_prints_a_table_and_refuses_bad_arguments() -> None:
-    source = SourceFactory(name="site")
+    source = Source.objects.create(name="site")
     _batch(source, _track("Viewed", "v1"))
 
     out = StringIO()
@@ -275,7 +275,7 @@ def test_command_prints_a_table_and_refuses_bad_arguments() -> None:
 
 @pytest.mark.django_db
 def test_report_covers_only_the_requested_period() -> None:
-    source = SourceFactory(name="site")
+    source = Source.objects.create(name="site")
     now = timezone.now()
     QualityCountFactory(source=source, hour=quality.hour_of(now), received=5)
     QualityCountFactory(source=source, hour=quality.hour_of(now) - timedelta(days=3), received=7)
@@ -291,7 +291,7 @@ def test_report_covers_only_the_requested_period() -> None:
 def test_admin_data_quality_page_shows_counts_rejects_and_is_linked_from_sources(
     admin_client: Client,
 ) -> None:
-    source = SourceFactory(name="site")
+    source = Source.objects.create(name="site")
     _batch(source, _track("Bought", "b1"), _track("Bought", "b2", properties={"revenue": -1}))
 
     page = admin_client.get("/admin/personalize/source/data-quality/?since=7d&source=site")

@@ -13,7 +13,7 @@ from django.core import mail
 from personalize import quality
 from personalize.models import QualityAlert, Source
 from personalize.tasks import check_data_quality
-from tests.factories import QualityCountFactory, SourceFactory
+from tests.factories import QualityCountFactory
 
 NOW = datetime(2025, 6, 10, 12, 5, tzinfo=UTC)
 # The last complete hour before NOW.
@@ -75,7 +75,7 @@ USUAL = [1000, 980, 1020, 990, 1010, 1000, 1000]
 def test_volume_drop_alerts_once_by_email_and_webhook_until_it_recovers(
     alerting: list[dict[str, Any]],
 ) -> None:
-    source = SourceFactory(name="web")
+    source = Source.objects.create(name="web")
     _history(source, received=USUAL)
     _now_window(source, received=120)
 
@@ -129,7 +129,7 @@ def test_volume_drop_alerts_once_by_email_and_webhook_until_it_recovers(
 
 @pytest.mark.django_db
 def test_volume_spike_alerts(alerting: list[dict[str, Any]]) -> None:
-    source = SourceFactory(name="web")
+    source = Source.objects.create(name="web")
     _history(source, received=USUAL)
     _now_window(source, received=5000)
 
@@ -141,7 +141,7 @@ def test_volume_spike_alerts(alerting: list[dict[str, Any]]) -> None:
 
 @pytest.mark.django_db
 def test_normal_variation_does_not_alert(alerting: list[dict[str, Any]]) -> None:
-    source = SourceFactory(name="web")
+    source = Source.objects.create(name="web")
     _history(source, received=[1000, 600, 1400, 800, 1200, 700, 1300], rejected=20)
     _now_window(source, received=650, rejected=15)
 
@@ -153,7 +153,7 @@ def test_normal_variation_does_not_alert(alerting: list[dict[str, Any]]) -> None
 
 @pytest.mark.django_db
 def test_reject_rate_rise_alerts(alerting: list[dict[str, Any]]) -> None:
-    source = SourceFactory(name="web")
+    source = Source.objects.create(name="web")
     _history(source, received=USUAL, rejected=10)  # about 1% usually
     _now_window(source, received=1000, rejected=150)
 
@@ -170,10 +170,10 @@ def test_reject_rate_rise_alerts(alerting: list[dict[str, Any]]) -> None:
 def test_small_sources_and_sources_without_history_do_not_alert(
     alerting: list[dict[str, Any]],
 ) -> None:
-    tiny = SourceFactory(name="tiny")
+    tiny = Source.objects.create(name="tiny")
     _history(tiny, received=[40, 50, 45, 60, 50, 55, 50], rejected=0)
     _now_window(tiny, received=2, rejected=2)
-    new = SourceFactory(name="new")
+    new = Source.objects.create(name="new")
     _history(new, received=[0, 0, 0, 0, 0, 0, 900])
     _now_window(new, received=3000)
 
@@ -185,7 +185,7 @@ def test_small_sources_and_sources_without_history_do_not_alert(
 
 @pytest.mark.django_db
 def test_a_disabled_source_is_not_evaluated(alerting: list[dict[str, Any]]) -> None:
-    source = SourceFactory(name="web", enabled=False)
+    source = Source.objects.create(name="web", enabled=False)
     _history(source, received=USUAL)
     _now_window(source, received=0)
 
@@ -203,7 +203,7 @@ def test_an_unreachable_webhook_is_recorded_on_the_alert_and_email_still_goes(
     port = server.server_port
     server.server_close()
     settings.P13N_QUALITY_ALERT_WEBHOOK_URL = f"http://127.0.0.1:{port}/alerts"
-    source = SourceFactory(name="web")
+    source = Source.objects.create(name="web")
     _history(source, received=USUAL)
     _now_window(source, received=0)
 
@@ -217,7 +217,7 @@ def test_an_unreachable_webhook_is_recorded_on_the_alert_and_email_still_goes(
 
 @pytest.mark.django_db
 def test_an_alert_is_notified_only_once(alerting: list[dict[str, Any]]) -> None:
-    source = SourceFactory(name="web")
+    source = Source.objects.create(name="web")
     _history(source, received=USUAL)
     _now_window(source, received=0)
     quality.check_alerts(now=NOW)
