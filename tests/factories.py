@@ -114,9 +114,7 @@ class QualityCountFactory(factory.django.DjangoModelFactory):
         model = QualityCount
 
     source = factory.SubFactory(SourceFactory)
-    hour = factory.LazyFunction(
-        lambda: timezone.now().replace(minute=0, second=0, microsecond=0)
-    )
+    hour = factory.LazyFunction(lambda: timezone.now().replace(minute=0, second=0, microsecond=0))
     event_name = "page"
     received = 0
     stored = factory.LazyAttribute(lambda count: count.received - count.rejected)
