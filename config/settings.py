@@ -195,6 +195,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
         "options": {"expires": 1800.0},
     },
+    # Data quality: compare each source's last window with its recent normal.
+    "check-data-quality": {
+        "task": "personalize.tasks.check_data_quality",
+        "schedule": 900.0,
+        "options": {"expires": 600.0, "queue": "default"},
+    },
 }
 
 CHANNEL_LAYERS: dict[str, dict[str, Any]]
@@ -257,6 +263,33 @@ P13N_KEEP_FULL_IP = env_bool("P13N_KEEP_FULL_IP", default=False)
 # Visitor cookies use analytics.js names so a site running analytics.js shares ids.
 P13N_COOKIE_MAX_AGE = env_int("P13N_COOKIE_MAX_AGE", 365 * 24 * 3600)
 P13N_COOKIE_SECURE = env_bool("P13N_COOKIE_SECURE", default=False)
+
+# --- Data quality (personalize.quality, docs/data-quality.md) -------------------
+# An event received this long after its own timestamp counts as late.
+P13N_LATE_EVENT_SECONDS = env_int("P13N_LATE_EVENT_SECONDS", 3600)
+# Alerts compare the last complete window of this many hours with the same window
+# on each of the previous days.
+P13N_QUALITY_WINDOW_HOURS = env_int("P13N_QUALITY_WINDOW_HOURS", 1)
+P13N_QUALITY_BASELINE_DAYS = env_int("P13N_QUALITY_BASELINE_DAYS", 7)
+# Fewer past windows with traffic than this: too little history to judge volume.
+P13N_QUALITY_MIN_BASELINE_WINDOWS = env_int("P13N_QUALITY_MIN_BASELINE_WINDOWS", 3)
+# Below this many messages per window, a source is too small to alert on.
+P13N_QUALITY_MIN_VOLUME = env_int("P13N_QUALITY_MIN_VOLUME", 100)
+# A departure must be both unusual (this many standard deviations) and large
+# (under DROP_RATIO or over SPIKE_RATIO times the usual volume).
+P13N_QUALITY_STDDEVS = float(env_str("P13N_QUALITY_STDDEVS", "3"))
+P13N_QUALITY_DROP_RATIO = float(env_str("P13N_QUALITY_DROP_RATIO", "0.5"))
+P13N_QUALITY_SPIKE_RATIO = float(env_str("P13N_QUALITY_SPIKE_RATIO", "3"))
+# Alert when the reject rate rises this much (0.05: five points) over the usual rate.
+P13N_QUALITY_REJECT_RATE_RISE = float(env_str("P13N_QUALITY_REJECT_RATE_RISE", "0.05"))
+# Where alerts go: comma-separated addresses and/or a URL that receives a JSON POST.
+P13N_QUALITY_ALERT_EMAILS = env_list("P13N_QUALITY_ALERT_EMAILS", "")
+P13N_QUALITY_ALERT_WEBHOOK_URL = env_str("P13N_QUALITY_ALERT_WEBHOOK_URL", "")
+P13N_QUALITY_WEBHOOK_TIMEOUT = env_int("P13N_QUALITY_WEBHOOK_TIMEOUT", 5)
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "p13n@localhost")
 
 LOGGING = {
     "version": 1,

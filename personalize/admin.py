@@ -1,15 +1,29 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from personalize import quality
 from personalize.keys import issue_key
-from personalize.models import ApiKey, Event, Identity, Profile, RejectedEvent, Source
+from personalize.models import (
+    ApiKey,
+    Event,
+    Identity,
+    Profile,
+    QualityAlert,
+    RejectedEvent,
+    Source,
+)
 from personalize.privacy import profile_erase, profile_export
 from personalize.quarantine import replay
 from personalize.selectors import recent_events
@@ -18,20 +32,80 @@ from segments.selectors import current_memberships
 
 @admin.register(Source)
 class SourceAdmin(admin.ModelAdmin[Source]):
-    list_display = ("name", "write_key", "enabled", "created_at")
-    list_filter = ("enabled",)
+    list_display = ("name", "write_key", "enabled", "has_plan", "plan_mode", "created_at")
+    list_filter = ("enabled", "plan_mode")
     search_fields = ("name",)
     readonly_fields = ("created_at",)
+    fieldsets = (
+        (None, {"fields": ("name", "write_key", "enabled", "created_at")}),
+        ("Tracking plan", {"fields": ("tracking_plan", "plan_mode", "unplanned_events")}),
+    )
+    change_list_template = "admin/personalize/source/change_list.html"
+
+    @admin.display(boolean=True, description="plan")
+    def has_plan(self, source: Source) -> bool:
+        return bool(source.tracking_plan)
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "data-quality/",
+                self.admin_site.admin_view(self.data_quality_view),
+                name="personalize_data_quality",
+            ),
+            *super().get_urls(),
+        ]
+
+    def data_quality_view(self, request: HttpRequest) -> TemplateResponse:
+        """Counts per source and event name, rejects by reason and recent alerts."""
+        period = request.GET.get("since", "24h")
+        try:
+            span = quality.parse_period(period)
+        except ValueError as exc:
+            messages.error(request, str(exc))
+            period, span = "24h", timedelta(hours=24)
+        source_name = request.GET.get("source") or None
+        report = quality.quality_report(since=timezone.now() - span, source_name=source_name)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Data quality",
+            "opts": self.model._meta,
+            "report": report,
+            "period": period,
+            "periods": ("1h", "24h", "7d", "30d"),
+            "source_name": source_name or "",
+            "sources": Source.objects.order_by("name").values_list("name", flat=True),
+        }
+        return TemplateResponse(request, "admin/personalize/data_quality.html", context)
 
 
 @admin.register(RejectedEvent)
 class RejectedEventAdmin(admin.ModelAdmin[RejectedEvent]):
-    list_display = ("received_at", "source", "field", "reason", "status")
+    list_display = ("received_at", "source", "event_name", "field", "reason", "status")
     list_filter = ("status", "source", "field")
-    search_fields = ("reason", "field")
+    search_fields = ("reason", "field", "event_name")
     list_select_related = ("source",)
-    readonly_fields = ("source", "received_at", "field", "reason", "status", "replayed_at")
-    fields = ("source", "received_at", "field", "reason", "status", "replayed_at", "payload")
+    readonly_fields = (
+        "source",
+        "received_at",
+        "event_name",
+        "field",
+        "reason",
+        "violations",
+        "status",
+        "replayed_at",
+    )
+    fields = (
+        "source",
+        "received_at",
+        "event_name",
+        "field",
+        "reason",
+        "violations",
+        "status",
+        "replayed_at",
+        "payload",
+    )
     actions = ["replay_selected", "discard_selected"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -169,11 +243,43 @@ class ProfileAdmin(admin.ModelAdmin[Profile]):
         )
 
 
+class FlaggedFilter(admin.SimpleListFilter):
+    """Events stored with tracking-plan violations (flag mode)."""
+
+    title = "tracking plan"
+    parameter_name = "flagged"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Flagged (violations)"), ("no", "Conforming")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Event]) -> QuerySet[Event]:
+        if self.value() == "yes":
+            return queryset.exclude(violations=[])
+        if self.value() == "no":
+            return queryset.filter(violations=[])
+        return queryset
+
+
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin[Event]):
-    list_display = ("timestamp", "name", "type", "profile", "source")
-    list_filter = ("type", "source")
+    list_display = ("timestamp", "name", "type", "profile", "source", "violation_count")
+    list_filter = ("type", FlaggedFilter, "source")
     search_fields = ("name", "anonymous_id", "user_id", "message_id")
     date_hierarchy = "timestamp"
     list_select_related = ("profile", "source")
     readonly_fields = [f.name for f in Event._meta.fields]
+
+    @admin.display(description="violations")
+    def violation_count(self, event: Event) -> int:
+        return len(event.violations)
+
+
+@admin.register(QualityAlert)
+class QualityAlertAdmin(admin.ModelAdmin[QualityAlert]):
+    list_display = ("opened_at", "source", "kind", "observed", "expected", "resolved_at")
+    list_filter = ("kind", "source", ("resolved_at", admin.EmptyFieldListFilter))
+    list_select_related = ("source",)
+    readonly_fields = [f.name for f in QualityAlert._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

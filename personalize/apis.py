@@ -22,6 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from personalize.models import Source
+from personalize.plans import PlanViolation, plan_for, violations_payload
 from personalize.quarantine import Rejection, quarantine, rejection_payload
 from personalize.selectors import source_by_write_key
 from personalize.services import ingest_messages
@@ -144,27 +145,31 @@ def _ingest(request: HttpRequest, message_type: str | None) -> JsonResponse:
     accepted: list[TrackedMessage] = []
     rejected: list[dict[str, Any]] = []
     rejections: list[Rejection] = []
+    plan = plan_for(source)
     for index, item in enumerate(items):
         try:
             size = len(json.dumps(item, separators=(",", ":")).encode())
             accepted.append(
-                parse_message(
-                    item,
-                    message_type=message_type,
-                    received_at=received_at,
-                    defaults=defaults,
-                    encoded_size=size,
-                    request_ip=request.META.get("REMOTE_ADDR"),
-                    keep_full_ip=settings.P13N_KEEP_FULL_IP,
+                plan.apply(
+                    parse_message(
+                        item,
+                        message_type=message_type,
+                        received_at=received_at,
+                        defaults=defaults,
+                        encoded_size=size,
+                        request_ip=request.META.get("REMOTE_ADDR"),
+                        keep_full_ip=settings.P13N_KEEP_FULL_IP,
+                    )
                 )
             )
         except MessageError as exc:
-            rejected.append({"index": index, "field": exc.field, "message": exc.reason})
+            entry: dict[str, Any] = {"index": index, "field": exc.field, "message": exc.reason}
+            if isinstance(exc, PlanViolation):
+                entry["violations"] = violations_payload(exc.violations)
+            rejected.append(entry)
             rejections.append(
-                Rejection(
-                    payload=rejection_payload(item, message_type=message_type, defaults=defaults),
-                    field=exc.field,
-                    reason=exc.reason,
+                Rejection.of(
+                    rejection_payload(item, message_type=message_type, defaults=defaults), exc
                 )
             )
 

@@ -18,6 +18,7 @@ from typing import Any
 from django.utils import timezone
 
 from personalize.models import RejectedEvent, Source
+from personalize.plans import plan_for
 from personalize.quarantine import Rejection, quarantine
 from personalize.services import ingest_messages
 from personalize.tracking import MessageError, TrackedMessage, parse_message
@@ -99,6 +100,7 @@ def import_file(
     result = ImportResult()
     batch: list[TrackedMessage] = []
     rejections: list[Rejection] = []
+    plan = plan_for(source)
 
     def flush() -> None:
         now = timezone.now()
@@ -125,12 +127,16 @@ def import_file(
             if "__invalid_json__" in raw:
                 raise MessageError("message", raw["__invalid_json__"])
             batch.append(
-                parse_message(_with_message_id(raw), message_type=None, received_at=timezone.now())
+                plan.apply(
+                    parse_message(
+                        _with_message_id(raw), message_type=None, received_at=timezone.now()
+                    )
+                )
             )
         except MessageError as exc:
             result.rejected += 1
             result.errors.append(f"row {result.rows}: {exc.field}: {exc.reason}")
-            rejections.append(Rejection(payload=raw, field=exc.field, reason=exc.reason))
+            rejections.append(Rejection.of(raw, exc))
         if len(batch) + len(rejections) >= CHUNK:
             flush()
     flush()

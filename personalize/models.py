@@ -5,6 +5,8 @@ import secrets
 from django.db import models
 from django.utils import timezone
 
+from personalize.plans import validate_tracking_plan
+
 
 def new_write_key() -> str:
     return secrets.token_urlsafe(24)
@@ -17,6 +19,37 @@ class Source(models.Model):
     write_key = models.CharField(max_length=64, unique=True, default=new_write_key)
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    class PlanMode(models.TextChoices):
+        BLOCK = "block", "Block: quarantine violating events"
+        FLAG = "flag", "Flag: store violating events with their violations"
+
+    class Unplanned(models.TextChoices):
+        ALLOW = "allow", "Allow"
+        FLAG = "flag", "Flag"
+        BLOCK = "block", "Block"
+
+    tracking_plan = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_tracking_plan],
+        help_text=(
+            'JSON Schemas (Draft 2020-12): {"track": {"Event Name": schema of properties}, '
+            '"identify": schema of traits, "page": schema, "screen": schema}. Empty: no plan.'
+        ),
+    )
+    plan_mode = models.CharField(
+        max_length=5,
+        choices=PlanMode.choices,
+        default=PlanMode.FLAG,
+        help_text="What a schema violation does to an event.",
+    )
+    unplanned_events = models.CharField(
+        max_length=5,
+        choices=Unplanned.choices,
+        default=Unplanned.ALLOW,
+        help_text="What happens to track events the plan does not name (only with a plan).",
+    )
 
     def __str__(self) -> str:
         return self.name
@@ -38,8 +71,12 @@ class RejectedEvent(models.Model):
     payload = models.JSONField(
         help_text="The message as received, with the batch's context applied."
     )
+    # The track event's name, or the call type; empty when the message had neither.
+    event_name = models.CharField(max_length=255, blank=True)
     field = models.CharField(max_length=255)
     reason = models.TextField()
+    # Every tracking-plan violation ({field, reason, rule}); field/reason hold the first.
+    violations = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUARANTINED)
     received_at = models.DateTimeField()
     replayed_at = models.DateTimeField(null=True, blank=True)
@@ -150,6 +187,8 @@ class Event(models.Model):
     original_timestamp = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField()
+    # Tracking-plan violations of an event its source stores in flag mode.
+    violations = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [
@@ -186,3 +225,89 @@ class Session(models.Model):
     @property
     def duration_seconds(self) -> float:
         return (self.ended_at - self.started_at).total_seconds()
+
+
+class QualityCount(models.Model):
+    """Counters per source, hour of receipt and event name (personalize.quality).
+
+    Updated once per batch with an atomic upsert; never one write per event.
+    """
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="quality_counts")
+    hour = models.DateTimeField()
+    event_name = models.CharField(max_length=255)
+    received = models.PositiveIntegerField(default=0)
+    stored = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    flagged = models.PositiveIntegerField(default=0)
+    late = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "hour", "event_name"], name="quality_count_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["hour"], name="quality_count_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.source_id} {self.hour:%Y-%m-%d %H}h {self.event_name}"
+
+
+class MissingFieldCount(models.Model):
+    """How many messages came without a field, per source, hour, event name and field."""
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="missing_counts")
+    hour = models.DateTimeField()
+    event_name = models.CharField(max_length=255)
+    field = models.CharField(max_length=255)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "hour", "event_name", "field"], name="missing_field_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_name}.{self.field}: {self.count}"
+
+
+class QualityAlert(models.Model):
+    """A source's volume or reject rate departed from its recent normal.
+
+    At most one open alert per source and kind: the condition is not alerted
+    again until it recovers (``resolved_at`` set).
+    """
+
+    class Kind(models.TextChoices):
+        VOLUME_DROP = "volume_drop", "Volume drop"
+        VOLUME_SPIKE = "volume_spike", "Volume spike"
+        REJECT_RATE = "reject_rate", "Reject rate rise"
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="quality_alerts")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    opened_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    observed = models.FloatField()
+    expected = models.FloatField(help_text="The recent normal the window was compared with.")
+    message = models.TextField()
+    notified_at = models.DateTimeField(null=True, blank=True)
+    notification_errors = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "kind"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="quality_alert_one_open",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on {self.source_id} at {self.opened_at:%Y-%m-%d %H:%M}"

@@ -10,8 +10,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from personalize import quality
 from personalize.models import RejectedEvent, Source
-from personalize.tracking import MessageError, TrackedMessage, parse_message
+from personalize.plans import PlanViolation, plan_for, violations_payload
+from personalize.tracking import MessageError, TrackedMessage, Violation, parse_message
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,21 @@ class Rejection:
     payload: Any
     field: str
     reason: str
+    violations: tuple[Violation, ...] = ()
+
+    @classmethod
+    def of(cls, payload: Any, error: MessageError) -> Rejection:
+        violations = error.violations if isinstance(error, PlanViolation) else ()
+        return cls(payload=payload, field=error.field, reason=error.reason, violations=violations)
+
+
+def event_name_of(payload: Any) -> str:
+    """The name the event would have had: a track call's event, else its type."""
+    if not isinstance(payload, dict):
+        return ""
+    kind = payload.get("type")
+    name = payload.get("event") if kind == "track" else kind
+    return name[:255] if isinstance(name, str) else ""
 
 
 def rejection_payload(item: Any, *, message_type: str | None, defaults: Mapping[str, Any]) -> Any:
@@ -36,13 +53,16 @@ def quarantine(*, source: Source, rejections: Iterable[Rejection], received_at: 
         RejectedEvent(
             source=source,
             payload=r.payload,
+            event_name=event_name_of(r.payload),
             field=r.field[:255],
             reason=r.reason,
+            violations=violations_payload(r.violations),
             received_at=received_at,
         )
         for r in rejections
     ]
     RejectedEvent.objects.bulk_create(rows, batch_size=500)
+    quality.record_rejections(source=source, rows=rows, received_at=received_at)
     return len(rows)
 
 
@@ -53,7 +73,8 @@ class ReplayResult:
 
 
 def replay(*, rejected_ids: Iterable[int]) -> ReplayResult:
-    """Validate quarantined messages again; the ones that pass are ingested once."""
+    """Validate quarantined messages again, against their source's current tracking
+    plan; the ones that pass are ingested once."""
     from personalize.services import ingest_messages
 
     result = ReplayResult()
@@ -66,12 +87,17 @@ def replay(*, rejected_ids: Iterable[int]) -> ReplayResult:
             .order_by("pk")
         )
         by_source: dict[int, list[tuple[RejectedEvent, TrackedMessage]]] = {}
+        plans = {row.source_id: plan_for(row.source) for row in pending}
         for row in pending:
             try:
-                message = parse_message(row.payload, message_type=None, received_at=row.received_at)
+                message = plans[row.source_id].apply(
+                    parse_message(row.payload, message_type=None, received_at=row.received_at)
+                )
             except MessageError as exc:
-                row.field, row.reason = exc.field, exc.reason
-                row.save(update_fields=["field", "reason"])
+                again = Rejection.of(row.payload, exc)
+                row.field, row.reason = again.field, again.reason
+                row.violations = violations_payload(again.violations)
+                row.save(update_fields=["field", "reason", "violations"])
                 result.still_rejected += 1
                 continue
             by_source.setdefault(row.source_id, []).append((row, message))

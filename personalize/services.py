@@ -12,7 +12,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
 
+from personalize import quality
 from personalize.models import Event, Identity, Profile, Source
+from personalize.plans import violations_payload
 from personalize.sessions import rebuild_sessions
 from personalize.signals import profile_merging
 from personalize.tracking import TrackedMessage
@@ -30,6 +32,8 @@ class IngestResult:
     stored: int = 0
     duplicates: int = 0
     profile_ids: set[int] = field(default_factory=set)
+    # Positions in the batch of the messages dropped as duplicates (for personalize.quality).
+    duplicate_indexes: list[int] = field(default_factory=list)
 
 
 # --- identity ---------------------------------------------------------------------------
@@ -184,18 +188,21 @@ def ingest_messages(
                 original_timestamp=m.original_timestamp,
                 sent_at=m.sent_at,
                 received_at=received_at,
+                violations=violations_payload(m.violations),
             )
             for m in messages
         ]
-        before = Event.objects.filter(
-            source=source, message_id__in=[r.message_id for r in rows]
-        ).count()
+        message_ids = [r.message_id for r in rows]
+        before = set(
+            Event.objects.filter(source=source, message_id__in=message_ids).values_list(
+                "message_id", flat=True
+            )
+        )
         Event.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
-        after = Event.objects.filter(
-            source=source, message_id__in=[r.message_id for r in rows]
-        ).count()
-        result.stored = after - before
+        after = Event.objects.filter(source=source, message_id__in=message_ids).count()
+        result.stored = after - len(before)
         result.duplicates = len(rows) - result.stored
+        result.duplicate_indexes = quality.duplicate_indexes(message_ids, before)
 
         for message in sorted(messages, key=lambda m: m.timestamp or received_at):
             profile = profiles[(message.anonymous_id, message.user_id)]
@@ -228,6 +235,12 @@ def ingest_messages(
                 if m.name in watched.event_names or (watched.uses_traits and m.type == "identify")
             }
         )
+    quality.record_ingest(
+        source=source,
+        messages=messages,
+        duplicate_indexes=result.duplicate_indexes,
+        received_at=received_at,
+    )
     return result
 
 

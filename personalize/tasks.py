@@ -5,9 +5,15 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from personalize import retention
+from personalize import quality, retention
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
 def purge_expired_events() -> int:
     return retention.purge_expired_events()
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def check_data_quality() -> int:
+    """Alert on sources whose volume or reject rate left their recent normal."""
+    return quality.check_alerts()

@@ -33,6 +33,20 @@ class MessageError(ValueError):
 
 
 @dataclass(frozen=True)
+class Violation:
+    """One way a message breaks its source's tracking plan (see personalize.plans)."""
+
+    field: str
+    reason: str
+    rule: str = ""
+
+
+# Fields Segment's client libraries always send; a message without them is
+# counted as "missing" in the data-quality report (personalize.quality).
+EXPECTED_FIELDS = ("messageId", "timestamp", "context")
+
+
+@dataclass(frozen=True)
 class TrackedMessage:
     type: str
     name: str
@@ -46,6 +60,10 @@ class TrackedMessage:
     original_timestamp: datetime | None = None
     sent_at: datetime | None = None
     previous_id: str = ""
+    # Tracking-plan violations of a message stored in flag mode.
+    violations: tuple[Violation, ...] = ()
+    # Which of EXPECTED_FIELDS the client did not send.
+    absent_fields: tuple[str, ...] = ()
 
 
 def _id(data: Mapping[str, Any], key: str) -> str:
@@ -210,7 +228,13 @@ def parse_message(
     if timestamp < received_at - MAX_PAST:
         raise MessageError("timestamp", "is more than five years in the past")
 
-    message_id = _id(data, "messageId") or str(uuid.uuid4())
+    sent_message_id = _id(data, "messageId")
+    message_id = sent_message_id or str(uuid.uuid4())
+    absent = {
+        "messageId": not sent_message_id,
+        "timestamp": original is None,
+        "context": not data.get("context"),
+    }
     return TrackedMessage(
         type=kind,
         name=name,
@@ -224,4 +248,5 @@ def parse_message(
         original_timestamp=original,
         sent_at=sent_at,
         previous_id=previous_id,
+        absent_fields=tuple(name for name in EXPECTED_FIELDS if absent[name]),
     )

@@ -9,7 +9,7 @@ import factory
 from django.utils import timezone
 
 from content.models import Block
-from personalize.models import Event, Identity, Profile, Source
+from personalize.models import Event, Identity, Profile, QualityCount, Source
 from segments.models import Segment
 from shop.models import Category, Product
 
@@ -105,3 +105,17 @@ class ProductFactory(factory.django.DjangoModelFactory):
     slug = factory.Sequence(lambda n: f"product-{n}")
     category = factory.SubFactory(CategoryFactory)
     price = Decimal("50.00")
+
+
+class QualityCountFactory(factory.django.DjangoModelFactory):
+    """One hour of a source's data-quality counters, for building alert histories."""
+
+    class Meta:
+        model = QualityCount
+
+    source = factory.SubFactory(SourceFactory)
+    hour = factory.LazyFunction(lambda: timezone.now().replace(minute=0, second=0, microsecond=0))
+    event_name = "page"
+    received = 0
+    stored = factory.LazyAttribute(lambda count: count.received - count.rejected)
+    rejected = 0
