@@ -7,8 +7,14 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils import timezone
 
-from content.models import Block
+from content.models import Block, BlockVariant, Slot
 from content.rendering import BlockTemplateError, check_template, sanitize_html
+from content.services import (
+    BlockVariantError,
+    check_holdout,
+    check_variant_weights,
+    clean_variant_body,
+)
 
 
 class BlockForm(forms.ModelForm):
@@ -28,6 +34,7 @@ class BlockForm(forms.ModelForm):
             "ends_at",
             "priority",
             "is_default",
+            "holdout_percent",
             "status",
         )
         widgets = {
@@ -47,17 +54,76 @@ class BlockForm(forms.ModelForm):
                 self.add_error("body", f"template: {exc}")
         else:
             cleaned["body"] = sanitize_html(body)
+        holdout = cleaned.get("holdout_percent")
+        if holdout is not None:
+            try:
+                check_holdout(holdout_percent=holdout, is_default=bool(cleaned.get("is_default")))
+            except BlockVariantError as exc:
+                self.add_error("holdout_percent", str(exc))
         return cleaned
+
+
+class BlockVariantForm(forms.ModelForm):
+    class Meta:
+        model = BlockVariant
+        fields = ("key", "weight", "title", "body", "data")
+        widgets = {
+            "body": forms.Textarea(attrs={"rows": 4, "cols": 60, "style": "font-family: monospace"})
+        }
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        # The inline formset set our block to the block form's values, saved or not.
+        block: Block | None = getattr(self.instance, "block", None)
+        is_template = bool(block and block.is_template)
+        try:
+            cleaned["body"] = clean_variant_body(cleaned.get("body") or "", is_template=is_template)
+        except BlockTemplateError as exc:
+            self.add_error("body", f"template: {exc}")
+        return cleaned
+
+
+class BlockVariantFormSet(forms.BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        weights = [
+            form.cleaned_data["weight"]
+            for form in self.forms
+            if form.cleaned_data
+            and not form.cleaned_data.get("DELETE")
+            and form.cleaned_data.get("weight") is not None
+        ]
+        try:
+            check_variant_weights(weights)
+        except BlockVariantError as exc:
+            raise forms.ValidationError(f"variants: {exc}") from None
+
+
+class BlockVariantInline(admin.TabularInline[BlockVariant, Block]):
+    model = BlockVariant
+    form = BlockVariantForm
+    formset = BlockVariantFormSet
+    extra = 0
 
 
 @admin.register(Block)
 class BlockAdmin(admin.ModelAdmin[Block]):
     form = BlockForm
-    list_display = ("title", "slot", "key", "status", "priority", "is_default", "targets")
+    list_display = (
+        "title",
+        "slot",
+        "key",
+        "status",
+        "priority",
+        "is_default",
+        "targets",
+        "holdout_percent",
+    )
     list_filter = ("slot", "status", "is_default")
     search_fields = ("title", "key")
     filter_horizontal = ("segments", "excluded_segments")
     prepopulated_fields = {"key": ("title",)}
+    inlines = [BlockVariantInline]
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).prefetch_related("segments", "excluded_segments")
@@ -72,3 +138,9 @@ class BlockAdmin(admin.ModelAdmin[Block]):
     def save_model(self, request: HttpRequest, obj: Block, form: Any, change: bool) -> None:
         obj.updated_at = timezone.now()
         super().save_model(request, obj, form, change)
+
+
+@admin.register(Slot)
+class SlotAdmin(admin.ModelAdmin[Slot]):
+    list_display = ("name", "capacity", "description")
+    search_fields = ("name",)
