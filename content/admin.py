@@ -55,7 +55,7 @@ class BlockForm(forms.ModelForm):
         else:
             cleaned["body"] = sanitize_html(body)
         holdout = cleaned.get("holdout_percent")
-        if holdout is not None:
+        if holdout is not None and 0 <= holdout <= 100:  # the field's validators name the range
             try:
                 check_holdout(holdout_percent=holdout, is_default=bool(cleaned.get("is_default")))
             except BlockVariantError as exc:
@@ -71,27 +71,28 @@ class BlockVariantForm(forms.ModelForm):
             "body": forms.Textarea(attrs={"rows": 4, "cols": 60, "style": "font-family: monospace"})
         }
 
-    def clean(self) -> dict[str, Any]:
-        cleaned: dict[str, Any] = super().clean() or {}
-        # The inline formset set our block to the block form's values, saved or not.
-        block: Block | None = getattr(self.instance, "block", None)
-        is_template = bool(block and block.is_template)
-        try:
-            cleaned["body"] = clean_variant_body(cleaned.get("body") or "", is_template=is_template)
-        except BlockTemplateError as exc:
-            self.add_error("body", f"template: {exc}")
-        return cleaned
-
 
 class BlockVariantFormSet(forms.BaseInlineFormSet):
+    """Checks the variants together, against the block as the editor just set it
+    (``self.instance``: the block form's values, saved or not)."""
+
     def clean(self) -> None:
         super().clean()
+        kept = [
+            form for form in self.forms if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        ]
+        for form in kept:
+            try:
+                body = clean_variant_body(
+                    form.cleaned_data.get("body") or "", is_template=self.instance.is_template
+                )
+            except BlockTemplateError as exc:
+                form.add_error("body", f"template: {exc}")
+                continue
+            # The form built its instance before this clean ran: store what was cleaned.
+            form.cleaned_data["body"] = form.instance.body = body
         weights = [
-            form.cleaned_data["weight"]
-            for form in self.forms
-            if form.cleaned_data
-            and not form.cleaned_data.get("DELETE")
-            and form.cleaned_data.get("weight") is not None
+            f.cleaned_data["weight"] for f in kept if f.cleaned_data.get("weight") is not None
         ]
         try:
             check_variant_weights(weights)
