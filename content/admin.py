@@ -10,7 +10,7 @@ from django.utils import timezone
 from content.models import Block, BlockVariant, Slot
 from content.rendering import BlockTemplateError, check_template, sanitize_html
 from content.services import (
-    BlockVariantError,
+    InvalidBlock,
     check_holdout,
     check_variant_weights,
     clean_variant_body,
@@ -58,7 +58,7 @@ class BlockForm(forms.ModelForm):
         if holdout is not None and 0 <= holdout <= 100:  # the field's validators name the range
             try:
                 check_holdout(holdout_percent=holdout, is_default=bool(cleaned.get("is_default")))
-            except BlockVariantError as exc:
+            except InvalidBlock as exc:
                 self.add_error("holdout_percent", str(exc))
         return cleaned
 
@@ -96,7 +96,7 @@ class BlockVariantFormSet(forms.BaseInlineFormSet):
         ]
         try:
             check_variant_weights(weights)
-        except BlockVariantError as exc:
+        except InvalidBlock as exc:
             raise forms.ValidationError(f"variants: {exc}") from None
 
 

@@ -57,7 +57,9 @@ def block_save(
     return block
 
 
-class BlockVariantError(ValueError):
+class InvalidBlock(ValueError):
+    """A block, variant or holdout setting that cannot work; ``field`` names it."""
+
     def __init__(self, message: str, *, field: str) -> None:
         super().__init__(message)
         self.field = field
@@ -65,12 +67,12 @@ class BlockVariantError(ValueError):
 
 def check_holdout(*, holdout_percent: int, is_default: bool) -> None:
     if not 0 <= holdout_percent <= 100:
-        raise BlockVariantError(
+        raise InvalidBlock(
             f"holdout_percent must be between 0 and 100, not {holdout_percent}",
             field="holdout_percent",
         )
     if is_default and holdout_percent:
-        raise BlockVariantError(
+        raise InvalidBlock(
             "a default block cannot have a holdout: its holdout would see the default itself",
             field="holdout_percent",
         )
@@ -79,9 +81,9 @@ def check_holdout(*, holdout_percent: int, is_default: bool) -> None:
 def check_variant_weights(weights: Sequence[int]) -> None:
     """A block's variants must leave something to show: some weight above 0."""
     if any(weight < 0 for weight in weights):
-        raise BlockVariantError("a variant's weight cannot be negative", field="weight")
+        raise InvalidBlock("a variant's weight cannot be negative", field="weight")
     if weights and not any(weights):
-        raise BlockVariantError(
+        raise InvalidBlock(
             "at least one variant needs a weight above 0 (weight 0 is never shown)",
             field="weight",
         )
@@ -108,7 +110,7 @@ def block_variant_save(
     """Create or update one variant of ``block`` by key. Empty title, body or data
     keep the block's own when the variant is shown."""
     if weight < 0:
-        raise BlockVariantError("a variant's weight cannot be negative", field="weight")
+        raise InvalidBlock("a variant's weight cannot be negative", field="weight")
     variant, _ = BlockVariant.objects.update_or_create(
         block=block,
         key=key,

@@ -10,7 +10,7 @@ from django.test import Client
 from content.models import Block, BlockVariant, Slot
 from content.rendering import BlockTemplateError
 from content.selectors import blocks_for_segments
-from content.services import BlockVariantError, block_save, block_variant_save
+from content.services import InvalidBlock, block_save, block_variant_save
 from personalize.models import Identity
 from tests.factories import BlockFactory, BlockVariantFactory, IdentityFactory, ProfileFactory
 
@@ -51,19 +51,19 @@ def test_an_invalid_template_variant_is_refused_and_not_stored(db: None) -> None
 
 def test_variants_that_would_all_weigh_zero_are_refused_and_not_stored(db: None) -> None:
     block = BlockFactory.create()
-    with pytest.raises(BlockVariantError, match="at least one variant needs a weight above 0"):
+    with pytest.raises(InvalidBlock, match="at least one variant needs a weight above 0"):
         block_variant_save(block=block, key="a", weight=0)
     block_variant_save(block=block, key="a", weight=1)
     block_variant_save(block=block, key="b", weight=0)
 
-    with pytest.raises(BlockVariantError, match="at least one variant needs a weight above 0"):
+    with pytest.raises(InvalidBlock, match="at least one variant needs a weight above 0"):
         block_variant_save(block=block, key="a", weight=0)
 
     assert list(BlockVariant.objects.values_list("key", "weight")) == [("a", 1), ("b", 0)]
 
 
 def test_a_negative_weight_is_refused_naming_the_weight(db: None) -> None:
-    with pytest.raises(BlockVariantError) as refused:
+    with pytest.raises(InvalidBlock) as refused:
         block_variant_save(block=BlockFactory.create(), key="a", weight=-1)
 
     assert refused.value.field == "weight"
@@ -81,7 +81,7 @@ def test_a_negative_weight_is_refused_naming_the_weight(db: None) -> None:
 def test_an_impossible_holdout_is_refused(
     db: None, holdout: int, is_default: bool, message: str
 ) -> None:
-    with pytest.raises(BlockVariantError, match=message):
+    with pytest.raises(InvalidBlock, match=message):
         block_save(
             key="k", slot="hero", title="T", body="", is_default=is_default, holdout_percent=holdout
         )
