@@ -7,8 +7,14 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils import timezone
 
-from content.models import Block
+from content.models import Block, BlockVariant, Slot
 from content.rendering import BlockTemplateError, check_template, sanitize_html
+from content.services import (
+    InvalidBlock,
+    check_holdout,
+    check_variant_weights,
+    clean_variant_body,
+)
 
 
 class BlockForm(forms.ModelForm):
@@ -28,6 +34,7 @@ class BlockForm(forms.ModelForm):
             "ends_at",
             "priority",
             "is_default",
+            "holdout_percent",
             "status",
         )
         widgets = {
@@ -47,17 +54,77 @@ class BlockForm(forms.ModelForm):
                 self.add_error("body", f"template: {exc}")
         else:
             cleaned["body"] = sanitize_html(body)
+        holdout = cleaned.get("holdout_percent")
+        if holdout is not None and 0 <= holdout <= 100:  # the field's validators name the range
+            try:
+                check_holdout(holdout_percent=holdout, is_default=bool(cleaned.get("is_default")))
+            except InvalidBlock as exc:
+                self.add_error("holdout_percent", str(exc))
         return cleaned
+
+
+class BlockVariantForm(forms.ModelForm):
+    class Meta:
+        model = BlockVariant
+        fields = ("key", "weight", "title", "body", "data")
+        widgets = {
+            "body": forms.Textarea(attrs={"rows": 4, "cols": 60, "style": "font-family: monospace"})
+        }
+
+
+class BlockVariantFormSet(forms.BaseInlineFormSet):
+    """Checks the variants together, against the block as the editor just set it
+    (``self.instance``: the block form's values, saved or not)."""
+
+    def clean(self) -> None:
+        super().clean()
+        kept = [
+            form for form in self.forms if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        ]
+        for form in kept:
+            try:
+                body = clean_variant_body(
+                    form.cleaned_data.get("body") or "", is_template=self.instance.is_template
+                )
+            except BlockTemplateError as exc:
+                form.add_error("body", f"template: {exc}")
+                continue
+            # The form built its instance before this clean ran: store what was cleaned.
+            form.cleaned_data["body"] = form.instance.body = body
+        weights = [
+            f.cleaned_data["weight"] for f in kept if f.cleaned_data.get("weight") is not None
+        ]
+        try:
+            check_variant_weights(weights)
+        except InvalidBlock as exc:
+            raise forms.ValidationError(f"variants: {exc}") from None
+
+
+class BlockVariantInline(admin.TabularInline[BlockVariant, Block]):
+    model = BlockVariant
+    form = BlockVariantForm
+    formset = BlockVariantFormSet
+    extra = 0
 
 
 @admin.register(Block)
 class BlockAdmin(admin.ModelAdmin[Block]):
     form = BlockForm
-    list_display = ("title", "slot", "key", "status", "priority", "is_default", "targets")
+    list_display = (
+        "title",
+        "slot",
+        "key",
+        "status",
+        "priority",
+        "is_default",
+        "targets",
+        "holdout_percent",
+    )
     list_filter = ("slot", "status", "is_default")
     search_fields = ("title", "key")
     filter_horizontal = ("segments", "excluded_segments")
     prepopulated_fields = {"key": ("title",)}
+    inlines = [BlockVariantInline]
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).prefetch_related("segments", "excluded_segments")
@@ -72,3 +139,9 @@ class BlockAdmin(admin.ModelAdmin[Block]):
     def save_model(self, request: HttpRequest, obj: Block, form: Any, change: bool) -> None:
         obj.updated_at = timezone.now()
         super().save_model(request, obj, form, change)
+
+
+@admin.register(Slot)
+class SlotAdmin(admin.ModelAdmin[Slot]):
+    list_display = ("name", "capacity", "description")
+    search_fields = ("name",)

@@ -35,6 +35,12 @@ class BlocksApi(APIView):
         title = serializers.CharField()
         html = serializers.CharField()
         data = serializers.JSONField()  # type: ignore[assignment]
+        variant = serializers.CharField(
+            help_text="The A/B variant shown (empty when the block has none)."
+        )
+        holdout = serializers.BooleanField(
+            help_text="Held out of this block: the content is the slot's default, or empty."
+        )
         reason = serializers.CharField(
             required=False, help_text="With debug=1 (staff or server key)."
         )
@@ -72,18 +78,19 @@ class BlocksApi(APIView):
         has_server_key = isinstance(request.auth, ApiKey)
         anonymous_id = request.query_params.get("anonymous_id", "").strip()
         user_id = request.query_params.get("user_id", "").strip()
+        visitor: Visitor | None
         if anonymous_id or user_id:
             if not has_server_key:
                 raise Forbidden("choosing the visitor needs a server key", field="anonymous_id")
-            profile_id = profile_id_for_visitor(
-                Visitor(anonymous_id=anonymous_id, user_id=user_id or None)
-            )
+            visitor = Visitor(anonymous_id=anonymous_id, user_id=user_id or None)
+            profile_id = profile_id_for_visitor(visitor)
         else:
+            visitor = getattr(request._request, "visitor", None)
             profile_id = profile_id_for_request(request._request)
         debug = request.query_params.get("debug") in {"1", "true"}
         if debug and not (has_server_key or request.user.is_staff):
             raise Forbidden("debug is for staff and server keys", field="debug")
-        blocks = blocks_for_profile(profile_id=profile_id, slots=slots)
+        blocks = blocks_for_profile(profile_id=profile_id, slots=slots, visitor=visitor)
         response = Response(
             {
                 "segments": current_segment_slugs(profile_id=profile_id),

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from content.selection import SLOT_NAME
 from segments.models import Segment
+
+# A slot's blocks are rendered on every page view; keep the list bounded.
+MAX_SLOT_CAPACITY = 20
 
 
 class Block(models.Model):
@@ -52,6 +57,14 @@ class Block(models.Model):
         default=False, help_text="Shown when no targeted block matches; one per slot."
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    holdout_percent = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(100)],
+        help_text=(
+            "Share of the visitors who qualify (0-100) who see the slot's default instead, "
+            "recorded as holdout to measure the block against showing nothing special."
+        ),
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -65,3 +78,54 @@ class Block(models.Model):
 
     def __str__(self) -> str:
         return f"{self.slot}: {self.title}"
+
+
+class BlockVariant(models.Model):
+    """One arm of a block's A/B test: its content replaces the block's for the
+    visitors whose bucket falls in its share of the weights.
+
+    Empty title, body or data keep the block's own, so a "control" variant is a
+    variant with nothing filled in.
+    """
+
+    block = models.ForeignKey(Block, on_delete=models.CASCADE, related_name="variants")
+    key = models.SlugField(max_length=50, help_text="Reported as `variant` in block events.")
+    weight = models.PositiveIntegerField(
+        default=1, help_text="Share of visitors, proportional to the others' (0 = never shown)."
+    )
+    title = models.CharField(max_length=200, blank=True, help_text="Empty: the block's title.")
+    # Sanitized HTML, or a template when the block is one (content.services.block_variant_save).
+    body = models.TextField(blank=True, help_text="Empty: the block's body.")
+    data = models.JSONField(default=dict, blank=True, help_text="Empty: the block's data.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["block", "key"], name="block_variant_key_unique"),
+        ]
+        ordering = ["block", "key"]
+
+    def __str__(self) -> str:
+        return f"{self.block.key} / {self.key}"
+
+
+class Slot(models.Model):
+    """Settings of a slot; a slot without a row shows one block."""
+
+    name = models.CharField(
+        max_length=50,
+        unique=True,
+        validators=[RegexValidator(SLOT_NAME, "a-z, 0-9, - and _ only")],
+        help_text="As in <p13n-slot name=...>.",
+    )
+    capacity = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_SLOT_CAPACITY)],
+        help_text="How many matching blocks the slot shows at most, in priority order.",
+    )
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -28,12 +28,23 @@ def _segment_ids(request: HttpRequest) -> frozenset[int]:
 def slot(context: Any, name: str) -> Markup:
     request: HttpRequest = context["request"]
     blocks: list[RenderedBlock] = blocks_for_segments(
-        slots=[name], segment_ids=_segment_ids(request), profile_id=profile_id_for_request(request)
+        slots=[name],
+        segment_ids=_segment_ids(request),
+        profile_id=profile_id_for_request(request),
+        visitor=getattr(request, "visitor", None),
     )[name]
     keys = " ".join(block.key for block in blocks)
+    # The attributes static/p13n/slots.js reports in block_impression / block_clicked.
     inner = Markup("").join(
-        Markup('<div class="p13n-block" data-p13n-block="{}">{}</div>').format(
-            block.key, Markup(block.html)
+        Markup(
+            '<div class="p13n-block" data-p13n-block="{}" data-p13n-block-id="{}"'
+            ' data-p13n-variant="{}" data-p13n-holdout="{}">{}</div>'
+        ).format(
+            block.key,
+            block.id,
+            block.variant,
+            "true" if block.holdout else "false",
+            Markup(block.html),
         )
         for block in blocks
     )

@@ -8,7 +8,7 @@ from decimal import Decimal
 import factory
 from django.utils import timezone
 
-from content.models import Block
+from content.models import Block, BlockVariant, Slot
 from personalize.models import Event, Identity, Profile, QualityCount, Source
 from segments.models import Segment
 from shop.models import Category, Product
@@ -86,6 +86,26 @@ class BlockFactory(factory.django.DjangoModelFactory):
     def segments(self, create: bool, extracted: list[Segment] | None, **kwargs: object) -> None:
         if create and extracted:
             self.segments.set(extracted)
+
+
+class BlockVariantFactory(factory.django.DjangoModelFactory):
+    """A variant that keeps the block's content unless given its own."""
+
+    class Meta:
+        model = BlockVariant
+
+    block = factory.SubFactory(BlockFactory)
+    key = factory.Sequence(lambda n: f"v{n}")
+    weight = 1
+
+
+class SlotFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Slot
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"slot-{n}")
+    capacity = 1
 
 
 class CategoryFactory(factory.django.DjangoModelFactory):

@@ -52,19 +52,23 @@
     if (window.p13n && typeof window.p13n.track === "function") window.p13n.track(event, properties);
   }
 
+  // The event contract measurement reads (docs/variants.md): exactly these
+  // properties, with these types; the page's path travels in the event context.
   function blockProperties(el) {
     var slot = el.closest("p13n-slot");
     return {
-      block_key: el.getAttribute("data-p13n-block"),
-      variant: el.getAttribute("data-p13n-variant") || null,
-      slot: slot ? slot.getAttribute("name") : null,
-      path: window.location.pathname
+      block_id: parseInt(el.getAttribute("data-p13n-block-id"), 10),
+      block_key: el.getAttribute("data-p13n-block") || "",
+      slot: slot ? slot.getAttribute("name") || "" : "",
+      variant: el.getAttribute("data-p13n-variant") || "",
+      holdout: el.getAttribute("data-p13n-holdout") === "true"
     };
   }
 
   function impression(el) {
     var props = blockProperties(el);
-    var id = props.slot + "/" + props.block_key;
+    // A new variant or a change into/out of the holdout is a new thing seen.
+    var id = [props.slot, props.block_key, props.variant, props.holdout].join("/");
     if (seen.has(id)) return;
     seen.add(id);
     report("block_impression", props);
@@ -209,6 +213,10 @@
     }, 0);
   }
 
+  function signature(b) {
+    return b.key + "@" + (b.variant || "") + (b.holdout ? "!holdout" : "");
+  }
+
   class P13nSlot extends HTMLElement {
     connectedCallback() {
       live.slots.add(this);
@@ -224,13 +232,23 @@
 
     render(blocks) {
       var keys = blocks.map(function (b) { return b.key; }).join(" ");
-      if (keys === (this.getAttribute("data-blocks") || "")) return;
+      var shown = blocks.map(signature).join(" ");
+      var current = Array.prototype.map.call(this.querySelectorAll("[data-p13n-block]"), function (el) {
+        return signature({
+          key: el.getAttribute("data-p13n-block"),
+          variant: el.getAttribute("data-p13n-variant") || "",
+          holdout: el.getAttribute("data-p13n-holdout") === "true"
+        });
+      }).join(" ");
+      if (shown === current) return;
       var wrapper = document.createElement("div");
       blocks.forEach(function (b) {
         var el = document.createElement("div");
         el.className = "p13n-block";
         el.setAttribute("data-p13n-block", b.key);
-        if (b.variant) el.setAttribute("data-p13n-variant", b.variant);
+        el.setAttribute("data-p13n-block-id", String(b.id));
+        el.setAttribute("data-p13n-variant", b.variant || "");
+        el.setAttribute("data-p13n-holdout", b.holdout ? "true" : "false");
         // The server sanitized this HTML when the block was saved and again when rendered.
         el.innerHTML = b.html;
         wrapper.appendChild(el);

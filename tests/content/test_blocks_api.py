@@ -86,8 +86,9 @@ def test_new_visitor_gets_the_defaults_for_several_slots(client: Client, hero_bl
         "recs": [],
     }
     hero = body["slots"]["hero"][0]
-    assert set(hero) == {"id", "key", "slot", "title", "html", "data"}
+    assert set(hero) == {"id", "key", "slot", "title", "html", "data", "variant", "holdout"}
     assert hero["html"] == "<p>Welcome</p>"
+    assert (hero["variant"], hero["holdout"]) == ("", False)
 
 
 def test_blocks_response_is_private_and_varies_by_cookie(client: Client, hero_blocks: None) -> None:
@@ -140,6 +141,7 @@ def test_unsafe_html_stored_directly_never_reaches_the_api_or_the_page(
 
 
 def test_homepage_renders_the_visitors_blocks_in_their_slots(hero_blocks: None) -> None:
+    hero_vip = Block.objects.get(key="hero-vip")
     member = Client()
     _visitor_in_vip(member, "anon-member")
 
@@ -147,7 +149,8 @@ def test_homepage_renders_the_visitors_blocks_in_their_slots(hero_blocks: None) 
 
     assert (
         '<p13n-slot name="hero" data-blocks="hero-vip">'
-        '<div class="p13n-block" data-p13n-block="hero-vip"><p>Hi VIP</p></div></p13n-slot>'
+        f'<div class="p13n-block" data-p13n-block="hero-vip" data-p13n-block-id="{hero_vip.pk}"'
+        ' data-p13n-variant="" data-p13n-holdout="false"><p>Hi VIP</p></div></p13n-slot>'
     ) in page
     assert 'data-blocks="promo-default"' in page
     assert '<p13n-slot name="recs" data-blocks=""></p13n-slot>' in page

@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 from websockets.typing import Origin
 
+from content.selection import variant_bucket
 from personalize.visitors import LIVE_TOKEN_SALT
 from tests.e2e.conftest import Server, block_keys
 from tests.e2e.test_browser import RECORD_UPDATES
@@ -151,10 +152,19 @@ def test_a_page_without_websockets_falls_back_to_polling_the_block_api(
         context.close()
 
 
+# Two variants of the promo's default that keep its content: only the reported variant differs.
+PROMO_VARIANTS = (
+    "from content.models import Block; from content.services import block_variant_save; "
+    "block = Block.objects.get(key='promo-shipping'); "
+    "[block_variant_save(block=block, key=key, weight=1) for key in ('left', 'right')]"
+)
+
+
 @pytest.mark.browser
 def test_block_impressions_and_clicks_are_recorded_as_events(
     stack: Server, chromium: Browser
 ) -> None:
+    stack.manage("shell", "-c", PROMO_VARIANTS)
     context = chromium.new_context(base_url=stack.base_url)
     try:
         home = context.new_page()
@@ -173,14 +183,26 @@ def test_block_impressions_and_clicks_are_recorded_as_events(
     finally:
         context.close()
 
+    ids = dict(stack.query("SELECT key, id FROM content_block"))
+    promo_variant = "left" if variant_bucket("promo-shipping", anonymous_id, 2) < 1 else "right"
     rows = stack.query(
-        "SELECT name, properties->>'block_key', properties->>'slot' FROM personalize_event "
-        "WHERE anonymous_id = %s AND name IN ('block_impression', 'block_clicked') ORDER BY name, 2",
+        "SELECT name, properties FROM personalize_event "
+        "WHERE anonymous_id = %s AND name IN ('block_impression', 'block_clicked') "
+        "ORDER BY name, properties->>'block_key'",
         anonymous_id,
     )
-    assert ("block_clicked", "hero-welcome", "hero") in rows
-    assert ("block_impression", "hero-welcome", "hero") in rows
-    assert ("block_impression", "promo-shipping", "promo") in rows
+    # The event contract measurement reads (docs/variants.md), with these exact types.
+    hero = {"block_id": ids["hero-welcome"], "block_key": "hero-welcome", "slot": "hero"}
+    promo = {"block_id": ids["promo-shipping"], "block_key": "promo-shipping", "slot": "promo"}
+    assert ("block_clicked", {**hero, "variant": "", "holdout": False, "href": "/shop/"}) in rows
+    assert ("block_impression", {**hero, "variant": "", "holdout": False}) in rows
+    assert ("block_impression", {**promo, "variant": promo_variant, "holdout": False}) in rows
+    # Pages visited after the click report theirs too, always in the same shape.
+    contract = frozenset({"block_id", "block_key", "slot", "variant", "holdout"})
+    assert {(name, frozenset(properties) - {"href"}) for name, properties in rows} == {
+        ("block_clicked", contract),
+        ("block_impression", contract),
+    }
 
 
 @pytest.mark.browser

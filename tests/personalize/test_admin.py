@@ -136,7 +136,10 @@ def test_block_saved_in_the_admin_has_its_html_sanitized(admin_client: Client, d
             "body": '<p onclick="steal()">Hi</p><script>steal()</script>',
             "data": "{}",
             "priority": "0",
+            "holdout_percent": "0",
             "status": "published",
+            "variants-TOTAL_FORMS": "0",
+            "variants-INITIAL_FORMS": "0",
         },
     )
 
