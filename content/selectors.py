@@ -10,6 +10,7 @@ from django.db.models import Prefetch
 from django.utils import timezone
 
 from content.models import Block
+from content.recommendations import block_extras
 from content.rendering import render_body
 from content.selection import Candidate, choose
 from personalize.models import Profile
@@ -112,6 +113,8 @@ def blocks_for_segments(
             continue
         block = by_id[choice.candidate.id]
         traits, segment_slugs = visitor.get() if block.is_template else ({}, [])
+        # Data-driven additions (a recommendations block's items) for template and API alike.
+        extras = block_extras(data=block.data or {}, profile_id=profile_id, now=now)
         chosen[slot] = [
             RenderedBlock(
                 id=block.id,
@@ -119,9 +122,13 @@ def blocks_for_segments(
                 slot=block.slot,
                 title=block.title,
                 html=render_body(
-                    block.body, is_template=block.is_template, traits=traits, segments=segment_slugs
+                    block.body,
+                    is_template=block.is_template,
+                    traits=traits,
+                    segments=segment_slugs,
+                    extra=extras.context,
                 ),
-                data=block.data or {},
+                data=extras.data,
                 reason=choice.reason,
             )
         ]
