@@ -30,8 +30,8 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from scipy.sparse import csr_matrix
-from sklearn.metrics.pairwise import cosine_similarity
+from scipy.sparse import csr_matrix  # type: ignore[import-untyped]
+from sklearn.metrics.pairwise import cosine_similarity  # type: ignore[import-untyped]
 
 from content.models import Item, ItemSimilarity
 from personalize.models import Event
