@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils import timezone
 
-from content.models import Block
+from content.models import Block, Item, ItemSimilarity
 from content.rendering import BlockTemplateError, check_template, sanitize_html
 
 
@@ -72,3 +72,33 @@ class BlockAdmin(admin.ModelAdmin[Block]):
     def save_model(self, request: HttpRequest, obj: Block, form: Any, change: bool) -> None:
         obj.updated_at = timezone.now()
         super().save_model(request, obj, form, change)
+
+
+class ItemSimilarityInline(admin.TabularInline[ItemSimilarity, Item]):
+    model = ItemSimilarity
+    fk_name = "item"
+    fields = ("similar_item", "score")
+    readonly_fields = fields
+    ordering = ("-score", "similar_item__item_id")
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Item)
+class ItemAdmin(admin.ModelAdmin[Item]):
+    """What the recommendations job learned; read-only, rebuilt by every run."""
+
+    list_display = ("item_id", "name", "category", "price", "popularity", "interactions")
+    list_filter = ("category",)
+    search_fields = ("item_id", "name")
+    ordering = ("-popularity", "item_id")
+    inlines = [ItemSimilarityInline]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Item | None = None) -> list[str]:
+        return [f.name for f in Item._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -22,7 +22,8 @@ from content.recommendations import (
 )
 from content.services import block_save
 from content.tasks import recompute_recommendations as recompute_task
-from personalize.models import Identity, Profile
+from personalize.models import Identity, Profile, Source
+from shop.models import Product
 from tests.factories import EventFactory, IdentityFactory, ItemFactory, ProfileFactory
 
 NOW = timezone.now().replace(microsecond=0)
@@ -346,3 +347,49 @@ def test_the_block_api_with_a_recommendations_block_stays_within_its_query_budge
 
     assert response.status_code == 200
     assert len(response.json()["slots"]["recs"][0]["data"]["recommendations"]) == 2
+
+
+def test_the_demo_recommends_from_its_past_shoppers_to_a_new_visitor(
+    demo_data: None, client: Client
+) -> None:
+    anonymous_id = client.get("/").cookies["ajs_anonymous_id"].value
+    client.post(
+        "/v1/track",
+        {
+            "writeKey": Source.objects.get(name=settings.P13N_WEB_SOURCE).write_key,
+            "anonymousId": anonymous_id,
+            "event": "product_viewed",
+            "properties": {
+                "product_id": str(Product.objects.get(slug="rope-60m").pk),
+                "name": "Dynamic Rope 60 m",
+                "category": "climbing",
+            },
+        },
+        content_type="application/json",
+    )
+
+    block = client.get("/api/v1/blocks", {"slot": "recs"}).json()["slots"]["recs"][0]
+    page = client.get("/").content.decode()
+
+    assert block["key"] == "recs-popular"
+    recommended = block["data"]["recommendations"]
+    assert len(recommended) == 4
+    # The demo's climbers buy the rope with the harness and a headlamp.
+    assert {item["name"] for item in recommended[:2]} == {"All-Round Harness", "Headlamp 400"}
+    assert {item["reason"] for item in recommended} == {"because you viewed Dynamic Rope 60 m"}
+    assert "Dynamic Rope 60 m" not in {item["name"] for item in recommended}
+    assert "because you viewed Dynamic Rope 60 m" in page
+    assert 'href="/shop/p/climbing-harness/"' in page
+    assert "€75.00" in page
+
+
+def test_admin_shows_an_items_neighbours_read_only(campers: None, admin_client: Client) -> None:
+    recompute_recommendations(now=NOW)
+    tent = Item.objects.get(item_id="tent")
+
+    listing = admin_client.get("/admin/content/item/")
+    detail = admin_client.get(f"/admin/content/item/{tent.pk}/change/")
+
+    assert listing.status_code == detail.status_code == 200
+    assert "Stove" in detail.content.decode()
+    assert admin_client.get("/admin/content/item/add/").status_code == 403
