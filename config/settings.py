@@ -184,6 +184,29 @@ SEGMENT_STALE_REQUEST_SECONDS = env_int("SEGMENT_STALE_REQUEST_SECONDS", 30)
 SESSION_TIMEOUT_MINUTES = env_int("SESSION_TIMEOUT_MINUTES", 30)
 # Events older than this many days are purged hourly (0: keep everything).
 EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 0)
+# --- Recommendations (content.recommendations) ---------------------------------
+# Item-to-item collaborative filtering over the events below, recomputed by a
+# scheduled job (0: not scheduled; `manage.py recompute_recommendations` still works).
+RECOMMENDATIONS_INTERVAL_SECONDS = env_int("RECOMMENDATIONS_INTERVAL_SECONDS", 3600)
+# Interactions older than this are left out of the job (and of a visitor's seeds).
+RECOMMENDATIONS_LOOKBACK_DAYS = env_int("RECOMMENDATIONS_LOOKBACK_DAYS", 90)
+# Neighbours kept per item.
+RECOMMENDATIONS_NEIGHBOURS = env_int("RECOMMENDATIONS_NEIGHBOURS", 20)
+# A visitor's most recent interactions that seed their recommendations.
+RECOMMENDATIONS_PROFILE_EVENTS = env_int("RECOMMENDATIONS_PROFILE_EVENTS", 200)
+# Which events are views, cart adds and purchases (our shop's names and Segment's
+# e-commerce spec names), and what each is worth.
+RECOMMENDATIONS_VIEW_EVENTS = env_list(
+    "RECOMMENDATIONS_VIEW_EVENTS", "product_viewed,Product Viewed"
+)
+RECOMMENDATIONS_CART_EVENTS = env_list("RECOMMENDATIONS_CART_EVENTS", "add_to_cart,Product Added")
+RECOMMENDATIONS_PURCHASE_EVENTS = env_list(
+    "RECOMMENDATIONS_PURCHASE_EVENTS", "order_completed,Order Completed"
+)
+RECOMMENDATIONS_VIEW_WEIGHT = env_int("RECOMMENDATIONS_VIEW_WEIGHT", 1)
+RECOMMENDATIONS_CART_WEIGHT = env_int("RECOMMENDATIONS_CART_WEIGHT", 3)
+RECOMMENDATIONS_PURCHASE_WEIGHT = env_int("RECOMMENDATIONS_PURCHASE_WEIGHT", 5)
+
 CELERY_BEAT_SCHEDULE = {
     "flip-due-memberships": {
         "task": "segments.tasks.recompute_due_profiles",
@@ -202,6 +225,13 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 600.0, "queue": "default"},
     },
 }
+if RECOMMENDATIONS_INTERVAL_SECONDS > 0:
+    CELERY_BEAT_SCHEDULE["recompute-recommendations"] = {
+        "task": "content.tasks.recompute_recommendations",
+        "schedule": float(RECOMMENDATIONS_INTERVAL_SECONDS),
+        # A run missed by a busy worker is superseded by the next one.
+        "options": {"expires": float(RECOMMENDATIONS_INTERVAL_SECONDS) / 2},
+    }
 
 CHANNEL_LAYERS: dict[str, dict[str, Any]]
 if EMBEDDED:

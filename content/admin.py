@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils import timezone
 
-from content.models import Block, BlockVariant, Slot
+from content.models import Block, BlockVariant, Item, ItemSimilarity, Slot
 from content.rendering import BlockTemplateError, check_template, sanitize_html
 from content.services import (
     InvalidBlock,
@@ -145,3 +145,33 @@ class BlockAdmin(admin.ModelAdmin[Block]):
 class SlotAdmin(admin.ModelAdmin[Slot]):
     list_display = ("name", "capacity", "description")
     search_fields = ("name",)
+
+
+class ItemSimilarityInline(admin.TabularInline[ItemSimilarity, Item]):
+    model = ItemSimilarity
+    fk_name = "item"
+    fields = ("similar_item", "score")
+    readonly_fields = fields
+    ordering = ("-score", "similar_item__item_id")
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Item)
+class ItemAdmin(admin.ModelAdmin[Item]):
+    """What the recommendations job learned; read-only, rebuilt by every run."""
+
+    list_display = ("item_id", "name", "category", "price", "popularity", "interactions")
+    list_filter = ("category",)
+    search_fields = ("item_id", "name")
+    ordering = ("-popularity", "item_id")
+    inlines = [ItemSimilarityInline]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Item | None = None) -> list[str]:
+        return [f.name for f in Item._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -129,3 +129,53 @@ class Slot(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Item(models.Model):
+    """Something a site sells or shows, learned from its events (not from any catalog table).
+
+    The recommendations job upserts one row per ``product_id`` (or ``sku``) seen in
+    the tracked events, with the name, category, price and links of the latest event
+    that named it, and its popularity over the job's lookback window.
+    """
+
+    item_id = models.CharField(max_length=255, unique=True)
+    name = models.CharField(max_length=255, blank=True)
+    category = models.CharField(max_length=255, blank=True, db_index=True)
+    price = models.FloatField(null=True, blank=True)
+    url = models.CharField(max_length=2000, blank=True)
+    image_url = models.CharField(max_length=2000, blank=True)
+    # Weighted interactions (views, carts, purchases) in the last run's window;
+    # 0 for items nobody touched in it, which are then never recommended as popular.
+    popularity = models.FloatField(default=0)
+    interactions = models.PositiveIntegerField(default=0)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["item_id"]
+        indexes = [
+            models.Index(fields=["-popularity", "item_id"], name="item_popularity"),
+            models.Index(fields=["category", "-popularity", "item_id"], name="item_category_pop"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.item_id
+
+
+class ItemSimilarity(models.Model):
+    """One of an item's top-K neighbours by item-item cosine similarity, replaced every run."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="neighbours")
+    similar_item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
+    score = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "similar_item"], name="item_similarity_unique"),
+        ]
+        ordering = ["item", "-score", "similar_item"]
+        verbose_name_plural = "item similarities"
+
+    def __str__(self) -> str:
+        return f"{self.item_id} ~ {self.similar_item_id}: {self.score:.3f}"

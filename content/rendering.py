@@ -59,13 +59,22 @@ def check_template(body: str) -> None:
 
 
 def render_body(
-    body: str, *, is_template: bool, traits: Mapping[str, Any], segments: Sequence[str]
+    body: str,
+    *,
+    is_template: bool,
+    traits: Mapping[str, Any],
+    segments: Sequence[str],
+    extra: Mapping[str, Any] | None = None,
 ) -> str:
-    """The block's HTML for one visitor, sanitized whatever the template produced."""
+    """The block's HTML for one visitor, sanitized whatever the template produced.
+
+    ``extra`` adds variables computed for the block (its ``recommendations``)."""
     if not is_template:
         return sanitize_html(body)
     try:
-        html = _SANDBOX.from_string(body).render(traits=dict(traits), segments=list(segments))
+        html = _SANDBOX.from_string(body).render(
+            {**(extra or {}), "traits": dict(traits), "segments": list(segments)}
+        )
     except Exception:
         # A template that fails for one visitor's data shows nothing rather than a 500.
         logger.exception("block template failed to render")

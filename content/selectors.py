@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Exists, OuterRef, Prefetch, Subquery, prefetch_related_objects
 from django.utils import timezone
 
 from content.models import Block, BlockVariant, Slot
+from content.recommendations import block_extras
 from content.rendering import render_body
 from content.selection import Candidate, Choice, VariantOption, choose
 from personalize.models import Identity, Profile
@@ -160,7 +162,9 @@ def _candidate(block: Block, segment_ids: frozenset[int]) -> Candidate:
     )
 
 
-def _rendered(choice: Choice, by_id: dict[int, Block], visitor: _VisitorContext) -> RenderedBlock:
+def _rendered(
+    choice: Choice, by_id: dict[int, Block], visitor: _VisitorContext, now: datetime
+) -> RenderedBlock:
     """The chosen block as shown: its variant's content over its own, or for a
     holdout the default's content (nothing when there is none to show)."""
     block = by_id[choice.candidate.id]
@@ -173,8 +177,15 @@ def _rendered(choice: Choice, by_id: dict[int, Block], visitor: _VisitorContext)
         body = (variant.body if variant else "") or shown.body
         data = (variant.data if variant else None) or shown.data or {}
         traits, segment_slugs = visitor.get() if shown.is_template else ({}, [])
+        # Data-driven additions (a recommendations block's items) for template and API alike.
+        extras = block_extras(data=data, profile_id=visitor.profile_id, now=now)
+        data = extras.data
         body = render_body(
-            body, is_template=shown.is_template, traits=traits, segments=segment_slugs
+            body,
+            is_template=shown.is_template,
+            traits=traits,
+            segments=segment_slugs,
+            extra=extras.context,
         )
     return RenderedBlock(
         id=block.id,
@@ -220,7 +231,7 @@ def blocks_for_segments(
             unit=context.unit() if needs_unit else "",
             capacity=capacity,
         )
-        chosen[slot] = [_rendered(choice, by_id, context) for choice in choices]
+        chosen[slot] = [_rendered(choice, by_id, context, now) for choice in choices]
     return chosen
 
 

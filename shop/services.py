@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import F
+from django.urls import reverse
 
 from personalize.services import profile_for_visitor, track_server_event
 from personalize.visitors import Visitor
@@ -16,7 +17,9 @@ class EmptyCart(Exception):
     pass
 
 
-def _product_properties(product: Product, quantity: int = 1) -> dict[str, object]:
+def product_properties(product: Product, quantity: int = 1) -> dict[str, object]:
+    """A product as Segment's e-commerce spec describes it in events (the url lets
+    recommendations link to it without knowing the shop)."""
     return {
         "product_id": str(product.pk),
         "sku": product.slug,
@@ -24,6 +27,7 @@ def _product_properties(product: Product, quantity: int = 1) -> dict[str, object
         "category": product.category.slug,
         "price": float(product.price),
         "quantity": quantity,
+        "url": reverse("product", kwargs={"slug": product.slug}),
     }
 
 
@@ -37,7 +41,7 @@ def cart_add(*, visitor: Visitor, product: Product, quantity: int = 1) -> CartLi
         CartLine.objects.filter(pk=line.pk).update(quantity=F("quantity") + quantity)
         line.refresh_from_db()
     track_server_event(
-        visitor=visitor, event="add_to_cart", properties=_product_properties(product, quantity)
+        visitor=visitor, event="add_to_cart", properties=product_properties(product, quantity)
     )
     return line
 
@@ -66,7 +70,7 @@ def checkout(*, visitor: Visitor, email: str = "") -> Order:
             "order_id": str(order.pk),
             "revenue": float(total),
             "currency": "EUR",
-            "products": [_product_properties(line.product, line.quantity) for line in lines],
+            "products": [product_properties(line.product, line.quantity) for line in lines],
         },
     )
     return order

@@ -8,7 +8,7 @@ from decimal import Decimal
 import factory
 from django.utils import timezone
 
-from content.models import Block, BlockVariant, Slot
+from content.models import Block, BlockVariant, Item, Slot
 from personalize.models import Event, Identity, Profile, QualityCount, Source
 from segments.models import Segment
 from shop.models import Category, Product
@@ -139,3 +139,19 @@ class QualityCountFactory(factory.django.DjangoModelFactory):
     received = 0
     stored = factory.LazyAttribute(lambda count: count.received - count.rejected)
     rejected = 0
+
+
+class ItemFactory(factory.django.DjangoModelFactory):
+    """A recommendable item as the recommendations job would have learned it."""
+
+    class Meta:
+        model = Item
+        django_get_or_create = ("item_id",)
+
+    item_id = factory.Sequence(lambda n: f"item-{n}")
+    name = factory.LazyAttribute(lambda item: item.item_id.title())
+    category = "misc"
+    price = 10.0
+    url = factory.LazyAttribute(lambda item: f"/p/{item.item_id}/")
+    popularity = 1.0
+    interactions = 1

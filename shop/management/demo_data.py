@@ -181,6 +181,20 @@ def _hero(css: str, title: str, text: str, link: str, label: str) -> str:
     )
 
 
+def _recs_template(heading: str) -> str:
+    """A recommendations block: each item with its price and why it is shown."""
+    return (
+        f'<div class="recs-block"><h2>{heading}</h2><ul class="recs-list">'
+        "{% for item in recommendations %}"
+        '<li><a href="{{ item.url }}">{{ item.name }}</a>'
+        "{% if item.price is not none %}"
+        ' <span class="price">€{{ "%.2f"|format(item.price) }}</span>{% endif %}'
+        ' <span class="reason">{{ item.reason }}</span></li>'
+        '{% else %}<li><a href="/shop/">Browse the shop</a></li>{% endfor %}'
+        "</ul></div>"
+    )
+
+
 BLOCKS: list[dict[str, Any]] = [
     {
         "key": "hero-welcome",
@@ -263,28 +277,22 @@ BLOCKS: list[dict[str, Any]] = [
     {
         "key": "recs-popular",
         "slot": "recs",
-        "title": "Popular right now",
-        "body": (
-            '<div class="recs-block"><h2>Popular right now</h2><ul>'
-            '<li><a href="/shop/p/trail-tent-2p/">Trail Tent 2P</a></li>'
-            '<li><a href="/shop/p/hiking-boots/">Ridge Hiking Boots</a></li>'
-            '<li><a href="/shop/p/rain-shell/">Storm Rain Shell</a></li></ul></div>'
-        ),
+        "title": "Recommended for you",
+        # Filled per visitor by content.recommendations: similar to what they viewed,
+        # added or bought, else popular in their favourite category, else popular.
+        "body": _recs_template("Recommended for you"),
+        "is_template": True,
         "is_default": True,
-        "data": {"product_slugs": ["trail-tent-2p", "hiking-boots", "rain-shell"]},
+        "data": {"recommendations": {"limit": 4}},
     },
     {
         "key": "recs-camping",
         "slot": "recs",
         "title": "For campers",
-        "body": (
-            '<div class="recs-block"><h2>Complete your camp kit</h2><ul>'
-            '<li><a href="/shop/p/camp-stove/">Compact Camp Stove</a></li>'
-            '<li><a href="/shop/p/headlamp-400/">Headlamp 400</a></li>'
-            '<li><a href="/shop/p/water-filter/">Squeeze Water Filter</a></li></ul></div>'
-        ),
+        "body": _recs_template("Complete your camp kit"),
+        "is_template": True,
         "segments": ["camping-enthusiasts"],
         "priority": 10,
-        "data": {"product_slugs": ["camp-stove", "headlamp-400", "water-filter"]},
+        "data": {"recommendations": {"limit": 3}},
     },
 ]

@@ -75,6 +75,7 @@ def test_add_to_cart_stores_a_line_and_an_add_to_cart_event(
         "category": "camping",
         "price": 289.0,
         "quantity": 1,
+        "url": "/shop/p/tent/",
     }
     assert event.profile_id == line.profile_id
 
