@@ -236,7 +236,8 @@ class _Resolver:
         if total <= self.policy.max_identities:
             target = survivor if survivor is not None else self._new()
             for other in others:
-                self._fold(other, into=target, trigger=_trigger(via.get(other), alias=other in alias_owners))
+                trigger = _trigger(via.get(target), via.get(other), alias=other in alias_owners)
+                self._fold(other, into=target, trigger=trigger)
             for key in unknown:
                 self._attach(key, target)
             self._refuse_blocked(target, request)
@@ -256,13 +257,8 @@ class _Resolver:
         for other in owners:
             if other != primary:
                 keys = tuple(via.get(other, [])) or ((USER_ID, request.previous_id),)
-                self._refuse(
-                    primary,
-                    other,
-                    keys,
-                    _trigger(via.get(other), alias=other in alias_owners),
-                    reason,
-                )
+                trigger = _trigger(via.get(primary), via.get(other), alias=other in alias_owners)
+                self._refuse(primary, other, keys, trigger, reason)
         if not attachable and unknown:
             self._refuse(primary, None, tuple(unknown), ProfileMerge.Trigger.IDENTIFY, reason)
         self._refuse_blocked(primary, request)
@@ -364,10 +360,14 @@ def _unique(refs: Iterable[Ref]) -> list[Ref]:
     return seen
 
 
-def _trigger(keys: list[IdKey] | None, *, alias: bool) -> str:
-    if not keys:
-        return ProfileMerge.Trigger.ALIAS if alias else ProfileMerge.Trigger.IDENTIFY
-    if all(kind == TRAIT for kind, _ in keys):
+def _trigger(*links: list[IdKey] | None, alias: bool) -> str:
+    """Why two profiles meet: ``links`` are the ids by which the message reached
+    each of them. Reached through stitched traits alone on either side, the
+    traits joined them; reached through no id at all, the alias did."""
+    reached = [keys for keys in links if keys]
+    if alias and len(reached) < len(links):
+        return ProfileMerge.Trigger.ALIAS
+    if any(all(kind == TRAIT for kind, _ in keys) for keys in reached):
         return ProfileMerge.Trigger.TRAIT
     return ProfileMerge.Trigger.IDENTIFY
 

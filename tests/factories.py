@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from content.models import Block
 from personalize.models import Event, Identity, Profile, Source
-from segments.models import Segment
+from segments.models import Membership, Segment
 from shop.models import Category, Product
 
 
@@ -105,3 +105,12 @@ class ProductFactory(factory.django.DjangoModelFactory):
     slug = factory.Sequence(lambda n: f"product-{n}")
     category = factory.SubFactory(CategoryFactory)
     price = Decimal("50.00")
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    profile = factory.SubFactory(ProfileFactory)
+    segment = factory.SubFactory(SegmentFactory)
+    entered_at = factory.LazyFunction(timezone.now)
