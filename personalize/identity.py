@@ -220,8 +220,8 @@ class _Resolver:
                 via[self._find(known)].append(key)
         alias_owners: list[Ref] = []
         if request.previous_id:
-            keys = [(k, request.previous_id) for k in (USER_ID, ANONYMOUS_ID)]
-            alias_owners = _unique(self._find(self.owner[k]) for k in keys if k in self.owner)
+            previous = [(k, request.previous_id) for k in (USER_ID, ANONYMOUS_ID)]
+            alias_owners = _unique(self._find(self.owner[k]) for k in previous if k in self.owner)
             if not alias_owners and (USER_ID, request.previous_id) not in request.ids:
                 unknown.append((USER_ID, request.previous_id))
         owners = _unique([*via, *alias_owners])
@@ -256,9 +256,9 @@ class _Resolver:
             self._attach(key, primary)
         for other in owners:
             if other != primary:
-                keys = tuple(via.get(other, [])) or ((USER_ID, request.previous_id),)
+                linking = tuple(via.get(other, [])) or ((USER_ID, request.previous_id),)
                 trigger = _trigger(via.get(primary), via.get(other), alias=other in alias_owners)
-                self._refuse(primary, other, keys, trigger, reason)
+                self._refuse(primary, other, linking, trigger, reason)
         if not attachable and unknown:
             self._refuse(primary, None, tuple(unknown), ProfileMerge.Trigger.IDENTIFY, reason)
         self._refuse_blocked(primary, request)

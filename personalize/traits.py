@@ -66,9 +66,7 @@ def apply_identify(state: TraitState, traits: Mapping[str, Any], at: datetime) -
             state.times[key] = stamp
 
 
-def apply_group(
-    state: TraitState, group_id: str, traits: Mapping[str, Any], at: datetime
-) -> None:
+def apply_group(state: TraitState, group_id: str, traits: Mapping[str, Any], at: datetime) -> None:
     stamp = at.isoformat()
     current = state.traits.get(GROUP_KEY)
     same_group = isinstance(current, dict) and current.get("id") == group_id
@@ -102,9 +100,7 @@ def merge_states(survivor: TraitState, merged: TraitState) -> TraitState:
             continue
         theirs = merged.time_of(key)
         ours = result.time_of(key)
-        if key not in result.traits or (
-            theirs is not None and (ours is None or theirs > ours)
-        ):
+        if key not in result.traits or (theirs is not None and (ours is None or theirs > ours)):
             result.traits[key] = value
             if key in merged.times:
                 result.times[key] = merged.times[key]

@@ -55,7 +55,7 @@ def _statements(source: Source, messages: list[TrackedMessage]) -> list[str]:
     """The statements one ingest runs, with savepoint names and bulk chunks left out."""
     with CaptureQueriesContext(connection) as queries:
         ingest_messages(source=source, messages=messages, received_at=timezone.now())
-    shapes = []
+    shapes: list[str] = []
     for query in queries.captured_queries:
         sql = query["sql"]
         if sql.startswith("INSERT") or (sql.startswith("UPDATE") and "CASE WHEN" in sql):

@@ -44,7 +44,13 @@ def _profile_of(kind: str, value: str) -> Profile:
 def _viewers() -> Segment:
     segment: Segment = SegmentFactory.create(
         slug="viewers",
-        rule={"type": "aggregate", "fn": "count", "event": "product_viewed", "op": "gte", "value": 1},
+        rule={
+            "type": "aggregate",
+            "fn": "count",
+            "event": "product_viewed",
+            "op": "gte",
+            "value": 1,
+        },
     )
     return segment
 
@@ -65,7 +71,12 @@ def test_identify_merges_two_profiles_with_history_and_keeps_all_of_it(
     with django_capture_on_commit_callbacks(execute=False):
         _send(
             source,
-            {"type": "page", "userId": "user-1", "messageId": "u1", "timestamp": _at(-timedelta(days=2))},
+            {
+                "type": "page",
+                "userId": "user-1",
+                "messageId": "u1",
+                "timestamp": _at(-timedelta(days=2)),
+            },
             {
                 "type": "identify",
                 "userId": "user-1",
@@ -90,14 +101,22 @@ def test_identify_merges_two_profiles_with_history_and_keeps_all_of_it(
                 "messageId": "a2",
                 "timestamp": _at(-timedelta(days=1, minutes=-10)),
             },
-            {"type": "page", "anonymousId": "anon-1", "messageId": "a3", "timestamp": _at(-timedelta(days=1, minutes=-20))},
+            {
+                "type": "page",
+                "anonymousId": "anon-1",
+                "messageId": "a3",
+                "timestamp": _at(-timedelta(days=1, minutes=-20)),
+            },
         )
     user, anonymous = _profile_of("user_id", "user-1"), _profile_of("anonymous_id", "anon-1")
     assert user.pk != anonymous.pk
     # Segment history on both sides: a past stay, a stay in the same segment on
     # both (the anonymous one began first), and one only the anonymous side had.
     MembershipFactory.create(
-        profile=user, segment=old, entered_at=T0 - timedelta(days=9), exited_at=T0 - timedelta(days=8)
+        profile=user,
+        segment=old,
+        entered_at=T0 - timedelta(days=9),
+        exited_at=T0 - timedelta(days=8),
     )
     MembershipFactory.create(profile=user, segment=viewers, entered_at=T0 - timedelta(days=2))
     MembershipFactory.create(profile=anonymous, segment=viewers, entered_at=T0 - timedelta(days=3))
@@ -105,7 +124,16 @@ def test_identify_merges_two_profiles_with_history_and_keeps_all_of_it(
     Profile.objects.update(recompute_requested_at=None)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        _send(source, {"type": "identify", "anonymousId": "anon-1", "userId": "user-1", "messageId": "m", "timestamp": _at(timedelta(0))})
+        _send(
+            source,
+            {
+                "type": "identify",
+                "anonymousId": "anon-1",
+                "userId": "user-1",
+                "messageId": "m",
+                "timestamp": _at(timedelta(0)),
+            },
+        )
 
     assert list(Profile.objects.values_list("pk", flat=True)) == [user.pk]
     assert Event.objects.filter(profile=user).count() == 6
@@ -131,7 +159,9 @@ def test_identify_merges_two_profiles_with_history_and_keeps_all_of_it(
     assert merge.identities == [{"kind": "anonymous_id", "value": "anon-1"}]
     assert merge.events_moved == 3
     # Sessions rebuilt over both histories: day -2, day -1 (20 minutes), today.
-    assert list(Session.objects.order_by("started_at").values_list("profile_id", "events", "pages")) == [
+    assert list(
+        Session.objects.order_by("started_at").values_list("profile_id", "events", "pages")
+    ) == [
         (user.pk, 2, 1),
         (user.pk, 3, 1),
         (user.pk, 1, 0),
@@ -160,12 +190,18 @@ def test_identify_merges_two_profiles_with_history_and_keeps_all_of_it(
 def test_alias_merges_the_previous_id_s_profile_and_records_the_alias(
     source: Source, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
 ) -> None:
-    _send(source, {"type": "track", "event": "product_viewed", "userId": "old-login", "messageId": "o"})
+    _send(
+        source,
+        {"type": "track", "event": "product_viewed", "userId": "old-login", "messageId": "o"},
+    )
     _send(source, {"type": "track", "event": "clicked", "userId": "new-login", "messageId": "n"})
     old, new = _profile_of("user_id", "old-login"), _profile_of("user_id", "new-login")
 
     with django_capture_on_commit_callbacks(execute=True):
-        _send(source, {"type": "alias", "userId": "new-login", "previousId": "old-login", "messageId": "a"})
+        _send(
+            source,
+            {"type": "alias", "userId": "new-login", "previousId": "old-login", "messageId": "a"},
+        )
 
     assert list(Profile.objects.values_list("pk", flat=True)) == [new.pk]
     assert sorted(Event.objects.values_list("message_id", "profile_id")) == [
@@ -188,8 +224,22 @@ def test_a_merge_keeps_the_latest_consent_statement_whichever_profile_made_it(
 ) -> None:
     _send(
         source,
-        {"type": "track", "event": "consent_changed", "userId": "u", "messageId": "1", "properties": {"granted": True}, "timestamp": _at(-timedelta(hours=2))},
-        {"type": "track", "event": "consent_changed", "anonymousId": "a", "messageId": "2", "properties": {"granted": False}, "timestamp": _at(-timedelta(hours=1))},
+        {
+            "type": "track",
+            "event": "consent_changed",
+            "userId": "u",
+            "messageId": "1",
+            "properties": {"granted": True},
+            "timestamp": _at(-timedelta(hours=2)),
+        },
+        {
+            "type": "track",
+            "event": "consent_changed",
+            "anonymousId": "a",
+            "messageId": "2",
+            "properties": {"granted": False},
+            "timestamp": _at(-timedelta(hours=1)),
+        },
     )
 
     _send(source, {"type": "identify", "userId": "u", "anonymousId": "a", "messageId": "3"})
@@ -224,8 +274,26 @@ def test_never_merged_anonymous_id_is_not_attached_and_the_refusal_is_recorded(
     user = _profile_of("user_id", "u-1")
 
     # A broken client sends "undefined" for every visitor.
-    _send(source, {"type": "track", "event": "y", "userId": "u-1", "anonymousId": "undefined", "messageId": "3"})
-    _send(source, {"type": "track", "event": "y", "userId": "u-2", "anonymousId": "undefined", "messageId": "4"})
+    _send(
+        source,
+        {
+            "type": "track",
+            "event": "y",
+            "userId": "u-1",
+            "anonymousId": "undefined",
+            "messageId": "3",
+        },
+    )
+    _send(
+        source,
+        {
+            "type": "track",
+            "event": "y",
+            "userId": "u-2",
+            "anonymousId": "undefined",
+            "messageId": "4",
+        },
+    )
 
     assert Profile.objects.count() == 2
     assert not Identity.objects.filter(value="undefined").exists()
@@ -313,11 +381,27 @@ def test_a_hashed_email_stitches_two_devices_into_one_profile(
     settings.P13N_STITCH_TRAITS = ["email_sha256"]
     settings.P13N_HASH_EMAIL_TRAIT = True
     digest = hashlib.sha256(b"ada@example.com").hexdigest()
-    _send(source, {"type": "identify", "anonymousId": "laptop", "messageId": "1", "traits": {"email": " Ada@Example.com"}})
+    _send(
+        source,
+        {
+            "type": "identify",
+            "anonymousId": "laptop",
+            "messageId": "1",
+            "traits": {"email": " Ada@Example.com"},
+        },
+    )
     _send(source, {"type": "page", "anonymousId": "phone", "messageId": "2"})
     laptop, phone = _profile_of("anonymous_id", "laptop"), _profile_of("anonymous_id", "phone")
 
-    _send(source, {"type": "identify", "anonymousId": "phone", "messageId": "3", "context": {"traits": {"email": "ada@example.com"}}})
+    _send(
+        source,
+        {
+            "type": "identify",
+            "anonymousId": "phone",
+            "messageId": "3",
+            "context": {"traits": {"email": "ada@example.com"}},
+        },
+    )
 
     assert list(Profile.objects.values_list("pk", flat=True)) == [laptop.pk]
     assert sorted(laptop.identities.values_list("kind", "value")) == [
@@ -336,23 +420,53 @@ def test_without_stitch_traits_a_shared_email_merges_nothing(
 ) -> None:
     settings.P13N_STITCH_TRAITS = []
     settings.P13N_HASH_EMAIL_TRAIT = True
-    _send(source, {"type": "identify", "anonymousId": "laptop", "messageId": "1", "traits": {"email": "ada@example.com"}})
+    _send(
+        source,
+        {
+            "type": "identify",
+            "anonymousId": "laptop",
+            "messageId": "1",
+            "traits": {"email": "ada@example.com"},
+        },
+    )
 
-    _send(source, {"type": "identify", "anonymousId": "phone", "messageId": "2", "traits": {"email": "ada@example.com"}})
+    _send(
+        source,
+        {
+            "type": "identify",
+            "anonymousId": "phone",
+            "messageId": "2",
+            "traits": {"email": "ada@example.com"},
+        },
+    )
 
     assert Profile.objects.count() == 2
     assert not Identity.objects.filter(kind="trait").exists()
     assert ProfileMerge.objects.count() == 0
 
 
-def test_a_never_merged_stitch_value_stitches_nothing(
-    source: Source, settings: Settings
-) -> None:
+def test_a_never_merged_stitch_value_stitches_nothing(source: Source, settings: Settings) -> None:
     settings.P13N_STITCH_TRAITS = ["email_sha256"]
     empty = hashlib.sha256(b"").hexdigest()  # a client hashing a missing email
-    _send(source, {"type": "identify", "anonymousId": "a", "messageId": "1", "traits": {"email_sha256": empty}})
+    _send(
+        source,
+        {
+            "type": "identify",
+            "anonymousId": "a",
+            "messageId": "1",
+            "traits": {"email_sha256": empty},
+        },
+    )
 
-    _send(source, {"type": "identify", "anonymousId": "b", "messageId": "2", "traits": {"email_sha256": empty}})
+    _send(
+        source,
+        {
+            "type": "identify",
+            "anonymousId": "b",
+            "messageId": "2",
+            "traits": {"email_sha256": empty},
+        },
+    )
 
     assert Profile.objects.count() == 2
     assert not Identity.objects.filter(kind="trait").exists()

@@ -88,7 +88,12 @@ def test_within_one_batch_event_time_decides_not_position(source: Source) -> Non
 def test_traits_sent_only_in_context_traits_reach_the_profile(source: Source) -> None:
     _send(
         source,
-        {"type": "identify", "userId": "u-1", "messageId": "1", "context": {"traits": {"plan": "gold"}}},
+        {
+            "type": "identify",
+            "userId": "u-1",
+            "messageId": "1",
+            "context": {"traits": {"plan": "gold"}},
+        },
     )
 
     assert Profile.objects.get().traits == {"plan": "gold"}
@@ -152,7 +157,13 @@ def test_merging_traits_takes_each_key_from_the_newer_side_and_ties_go_to_the_su
 
     result = merge_states(survivor, merged)
 
-    assert result.traits == {"name": "Ann B.", "plan": "gold", "tier": 1, "legacy": "s", "city": "Oslo"}
+    assert result.traits == {
+        "name": "Ann B.",
+        "plan": "gold",
+        "tier": 1,
+        "legacy": "s",
+        "city": "Oslo",
+    }
     assert result.times == {
         "name": T0.isoformat(),
         "plan": T0.isoformat(),
@@ -173,5 +184,9 @@ def test_merging_groups_of_the_same_id_combines_keys_and_of_another_id_takes_the
     assert merge_states(survivor, same).traits == {
         "group": {"id": "acme", "plan": "enterprise", "employees": 40}
     }
-    assert merge_states(survivor, newer_other).traits == {"group": {"id": "initech", "plan": "free"}}
-    assert merge_states(newer_other, survivor).traits == {"group": {"id": "initech", "plan": "free"}}
+    assert merge_states(survivor, newer_other).traits == {
+        "group": {"id": "initech", "plan": "free"}
+    }
+    assert merge_states(newer_other, survivor).traits == {
+        "group": {"id": "initech", "plan": "free"}
+    }
