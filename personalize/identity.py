@@ -108,6 +108,7 @@ def resolve_requests(
                 return _Resolver(policy).run(requests)
         except _ConcurrentInsert:
             # Another transaction created some of these ids first: read them again.
+            logger.info("ids of this batch were created concurrently; resolving again")
             continue
     raise RuntimeError("could not resolve profiles: ids kept being created concurrently")
 
