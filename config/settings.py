@@ -182,6 +182,23 @@ SEGMENT_SWEEP_SECONDS = env_int("SEGMENT_SWEEP_SECONDS", 2)
 SEGMENT_STALE_REQUEST_SECONDS = env_int("SEGMENT_STALE_REQUEST_SECONDS", 30)
 # A gap longer than this between a profile's events starts a new session.
 SESSION_TIMEOUT_MINUTES = env_int("SESSION_TIMEOUT_MINUTES", 30)
+# --- Identity resolution (personalize.identity; docs/identity.md) ---------------
+# No merge or attach makes a profile hold more ids than this (a shared device id
+# would otherwise stitch strangers together); refused merges are recorded.
+P13N_MAX_IDENTITIES_PER_PROFILE = env_int("P13N_MAX_IDENTITIES_PER_PROFILE", 100)
+# Id values (compared trimmed, case-insensitive) that are never attached to a
+# profile nor merge one: placeholders broken clients send, shared device ids.
+# The last entry is the SHA-256 of an empty string (a hashed missing email).
+P13N_NEVER_MERGE_IDS = env_list(
+    "P13N_NEVER_MERGE_IDS",
+    "undefined,null,none,nil,nan,0,-1,anonymous,unknown,"
+    "00000000-0000-0000-0000-000000000000,"
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+)
+# Identify traits used as ids: two profiles sharing a value are merged.
+P13N_STITCH_TRAITS = env_list("P13N_STITCH_TRAITS", "")
+# Derive traits.email_sha256 (of the trimmed, lower-cased address) from a plain email.
+P13N_HASH_EMAIL_TRAIT = env_bool("P13N_HASH_EMAIL_TRAIT", default=False)
 # Events older than this many days are purged hourly (0: keep everything).
 EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 0)
 # --- Recommendations (content.recommendations) ---------------------------------

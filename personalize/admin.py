@@ -20,6 +20,7 @@ from personalize.models import (
     Event,
     Identity,
     Profile,
+    ProfileMerge,
     QualityAlert,
     RejectedEvent,
     Source,
@@ -157,6 +158,39 @@ class IdentityInline(admin.TabularInline[Identity, Profile]):
         return False
 
 
+class ProfileMergeInline(admin.TabularInline[ProfileMerge, Profile]):
+    """Merges into this profile and merges the identity policy refused."""
+
+    model = ProfileMerge
+    extra = 0
+    fields = readonly_fields = (
+        "at",
+        "status",
+        "trigger",
+        "merged_profile_id",
+        "identities",
+        "events_moved",
+        "reason",
+    )
+    can_delete = False
+    verbose_name_plural = "merges"
+
+    def has_add_permission(self, request: HttpRequest, obj: Profile | None = None) -> bool:
+        return False
+
+
+@admin.register(ProfileMerge)
+class ProfileMergeAdmin(admin.ModelAdmin[ProfileMerge]):
+    list_display = ("at", "status", "trigger", "profile", "merged_profile_id", "events_moved")
+    list_filter = ("status", "trigger")
+    search_fields = ("reason",)
+    list_select_related = ("profile",)
+    readonly_fields = [f.name for f in ProfileMerge._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
 @admin.register(Profile)
 class ProfileAdmin(admin.ModelAdmin[Profile]):
     list_display = ("id", "ids", "last_seen_at", "created_at")
@@ -171,11 +205,15 @@ class ProfileAdmin(admin.ModelAdmin[Profile]):
         "consent",
         "session_count",
         "time_on_site_seconds",
+        "page_count",
+        "pages_per_session",
+        "trait_times",
     )
     fields = (
         "traits",
+        "trait_times",
         "consent",
-        ("session_count", "time_on_site_seconds"),
+        ("session_count", "time_on_site_seconds", "page_count", "pages_per_session"),
         "current_segments",
         "recent_events",
         "created_at",
@@ -183,7 +221,7 @@ class ProfileAdmin(admin.ModelAdmin[Profile]):
         "next_evaluation_at",
         "recompute_requested_at",
     )
-    inlines = [IdentityInline]
+    inlines = [IdentityInline, ProfileMergeInline]
     actions = ["export_json", "erase_profiles"]
 
     @admin.action(description="Export the selected profiles as JSON (data access request)")
@@ -207,6 +245,10 @@ class ProfileAdmin(admin.ModelAdmin[Profile]):
     @admin.display(description="ids")
     def ids(self, profile: Profile) -> str:
         return ", ".join(f"{i.kind}={i.value}" for i in profile.identities.all()[:3])
+
+    @admin.display(description="pages per session")
+    def pages_per_session(self, profile: Profile) -> str:
+        return f"{profile.pages_per_session:.1f}"
 
     @admin.display(description="Current segments")
     def current_segments(self, profile: Profile) -> SafeString:

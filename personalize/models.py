@@ -121,6 +121,10 @@ class Profile(models.Model):
         DENIED = "denied", "Denied"
 
     traits = models.JSONField(default=dict, blank=True)
+    # When each trait was last set, by event time ({key: ISO time}; a group
+    # call's keys as "group.<key>"): a late, older identify never overwrites a
+    # newer value (personalize.traits).
+    trait_times = models.JSONField(default=dict, blank=True)
     # From `consent_changed` events (our snippet's p13n.consent()); activations
     # must not reach a profile that denied it.
     consent = models.CharField(max_length=10, choices=Consent.choices, default=Consent.UNKNOWN)
@@ -130,6 +134,7 @@ class Profile(models.Model):
     # Kept from the derived sessions (personalize.sessions).
     session_count = models.PositiveIntegerField(default=0)
     time_on_site_seconds = models.FloatField(default=0)
+    page_count = models.PositiveIntegerField(default=0)
     # Set when new events arrive and cleared by the worker that recomputes; a
     # conditional update on it coalesces bursts of events into one recompute.
     recompute_requested_at = models.DateTimeField(null=True, blank=True, db_index=True)
@@ -140,11 +145,18 @@ class Profile(models.Model):
     def __str__(self) -> str:
         return f"Profile {self.pk}"
 
+    @property
+    def pages_per_session(self) -> float:
+        return self.page_count / self.session_count if self.session_count else 0.0
+
 
 class Identity(models.Model):
     class Kind(models.TextChoices):
         ANONYMOUS_ID = "anonymous_id", "Anonymous id"
         USER_ID = "user_id", "User id"
+        # A configured identify trait (P13N_STITCH_TRAITS) used as an id; the
+        # value is "<trait>:<value>", e.g. "email_sha256:5d41…".
+        TRAIT = "trait", "Stitched trait"
 
     profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="identities")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -159,6 +171,43 @@ class Identity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}={self.value}"
+
+
+class ProfileMerge(models.Model):
+    """A merge of two profiles, or one the identity policy refused (docs/identity.md).
+
+    ``profile`` is the surviving profile (for a refused merge: the profile that
+    got the event). ``merged_profile_id`` is the merged-away profile's former id,
+    or for a refused merge the profile kept apart (null when the refused ids
+    were new).
+    """
+
+    class Trigger(models.TextChoices):
+        IDENTIFY = "identify", "Ids seen together"
+        ALIAS = "alias", "Alias call"
+        TRAIT = "trait", "Stitched trait"
+
+    class Status(models.TextChoices):
+        MERGED = "merged", "Merged"
+        REFUSED = "refused", "Refused by policy"
+
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="merges")
+    merged_profile_id = models.PositiveBigIntegerField(null=True, blank=True)
+    # [{"kind": ..., "value": ...}]: the ids the merged profile brought, or the
+    # ids a refused merge would have joined.
+    identities = models.JSONField(default=list, blank=True)
+    events_moved = models.PositiveIntegerField(default=0)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.MERGED)
+    reason = models.TextField(blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["profile", "at"], name="merge_profile_at")]
+
+    def __str__(self) -> str:
+        return f"{self.get_status_display()} {self.merged_profile_id} into {self.profile_id}"
 
 
 class Event(models.Model):

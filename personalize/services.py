@@ -8,16 +8,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import Max, Min, Q
+from django.db import transaction
 from django.utils import timezone
 
 from personalize import quality
-from personalize.models import Event, Identity, Profile, Source
+from personalize.identity import (
+    IdentityPolicy,
+    id_request,
+    resolve_profile,
+    resolve_requests,
+)
+from personalize.identity import merge_profiles as merge_profiles  # re-exported
+from personalize.models import Event, Profile, Source
 from personalize.plans import violations_payload
-from personalize.sessions import rebuild_sessions
-from personalize.signals import profile_merging
+from personalize.sessions import rebuild_sessions_of
 from personalize.tracking import TrackedMessage
+from personalize.traits import TraitState, apply_group, apply_identify, identify_traits
 from personalize.visitors import Visitor
 
 logger = logging.getLogger(__name__)
@@ -36,98 +42,7 @@ class IngestResult:
     duplicate_indexes: list[int] = field(default_factory=list)
 
 
-# --- identity ---------------------------------------------------------------------------
-
-
-def _identities_of(anonymous_id: str, user_id: str) -> list[tuple[str, str]]:
-    ids = []
-    if user_id:
-        ids.append((Identity.Kind.USER_ID.value, user_id))
-    if anonymous_id:
-        ids.append((Identity.Kind.ANONYMOUS_ID.value, anonymous_id))
-    return ids
-
-
-def resolve_profile(*, anonymous_id: str = "", user_id: str = "") -> Profile:
-    """The profile these ids belong to, creating or stitching as needed.
-
-    A user id already known wins: an anonymous visitor who logs in becomes that
-    user's profile, and the anonymous history is merged into it.
-    """
-    ids = _identities_of(anonymous_id, user_id)
-    if not ids:
-        raise ValueError("a profile needs an anonymous id or a user id")
-    for _attempt in range(3):
-        query = Q()
-        for kind, value in ids:
-            query |= Q(kind=kind, value=value)
-        found = {
-            identity.kind: identity
-            for identity in Identity.objects.filter(query).select_related("profile")
-        }
-        user_identity = found.get(Identity.Kind.USER_ID.value)
-        anon_identity = found.get(Identity.Kind.ANONYMOUS_ID.value)
-        known = user_identity or anon_identity
-        owner = known.profile if known is not None else None
-        try:
-            with transaction.atomic():
-                if owner is None:
-                    owner = Profile.objects.create()
-                if (
-                    user_identity is not None
-                    and anon_identity is not None
-                    and anon_identity.profile_id != user_identity.profile_id
-                ):
-                    merge_profiles(
-                        source_id=anon_identity.profile_id, target_id=user_identity.profile_id
-                    )
-                for kind, value in ids:
-                    if kind not in found:
-                        Identity.objects.create(profile=owner, kind=kind, value=value)
-            return owner
-        except IntegrityError:
-            # Another request created one of these ids at the same moment: read again.
-            continue
-    raise RuntimeError(f"could not resolve a profile for {ids!r}")
-
-
-def merge_profiles(*, source_id: int, target_id: int) -> None:
-    """Fold ``source`` into ``target``: events, identities and traits move, then
-    ``source`` is deleted and ``target``'s memberships recomputed."""
-    from personalize import live
-    from segments.services import request_recompute
-
-    with transaction.atomic():
-        source = Profile.objects.select_for_update().get(pk=source_id)
-        target = Profile.objects.select_for_update().get(pk=target_id)
-        first_moved = Event.objects.filter(profile_id=source_id).aggregate(first=Min("timestamp"))[
-            "first"
-        ]
-        Event.objects.filter(profile_id=source_id).update(profile_id=target_id)
-        Identity.objects.filter(profile_id=source_id).update(profile_id=target_id)
-        target.traits = {**(source.traits or {}), **(target.traits or {})}
-        target.last_seen_at = max(
-            (t for t in (source.last_seen_at, target.last_seen_at) if t is not None), default=None
-        )
-        target.save(update_fields=["traits", "last_seen_at"])
-        profile_merging.send(sender=Profile, source_id=source_id, target_id=target_id)
-        source.delete()
-        if first_moved is not None:
-            rebuild_sessions(profile_id=target_id, since=first_moved)
-        request_recompute(profile_ids=[target_id])
-        transaction.on_commit(lambda: live.announce_merge(source_id=source_id, target_id=target_id))
-
-
-def alias_profile(*, previous_id: str, profile: Profile) -> None:
-    """Segment's alias: ``previous_id`` (an earlier user or anonymous id) is the same
-    person as ``profile``; its profile, if any, is merged in, else the id is attached."""
-    known = Identity.objects.filter(value=previous_id).order_by("kind").first()
-    if known is None:
-        Identity.objects.get_or_create(
-            kind=Identity.Kind.USER_ID, value=previous_id, defaults={"profile": profile}
-        )
-    elif known.profile_id != profile.pk:
-        merge_profiles(source_id=known.profile_id, target_id=profile.pk)
+# --- identity (resolution and merges live in personalize.identity) ----------------------
 
 
 def profile_for_visitor(visitor: Visitor) -> Profile:
@@ -157,26 +72,26 @@ def ingest_messages(
     if not messages:
         return result
     with transaction.atomic():
-        profiles: dict[tuple[str, str], Profile] = {}
-        for message in messages:
-            key = (message.anonymous_id, message.user_id)
-            if key not in profiles:
-                profiles[key] = resolve_profile(anonymous_id=key[0], user_id=key[1])
-        for message in messages:
-            if message.type == "alias":
-                alias_profile(
-                    previous_id=message.previous_id,
-                    profile=profiles[(message.anonymous_id, message.user_id)],
+        policy = IdentityPolicy.from_settings()
+        message_traits = [_traits_of(m, policy) for m in messages]
+        profile_ids = resolve_requests(
+            [
+                id_request(
+                    policy=policy,
+                    anonymous_id=m.anonymous_id,
+                    user_id=m.user_id,
+                    traits=traits if m.type == "identify" else None,
+                    previous_id=m.previous_id,
                 )
-        # A merge during resolution may have deleted a profile resolved earlier.
-        for key, profile in list(profiles.items()):
-            if not Profile.objects.filter(pk=profile.pk).exists():
-                profiles[key] = resolve_profile(anonymous_id=key[0], user_id=key[1])
+                for m, traits in zip(messages, message_traits, strict=True)
+            ],
+            policy=policy,
+        )
 
         rows = [
             Event(
                 source=source,
-                profile=profiles[(m.anonymous_id, m.user_id)],
+                profile_id=profile_id,
                 message_id=m.message_id,
                 type=m.type,
                 name=m.name,
@@ -190,7 +105,7 @@ def ingest_messages(
                 received_at=received_at,
                 violations=violations_payload(m.violations),
             )
-            for m in messages
+            for m, profile_id in zip(messages, profile_ids, strict=True)
         ]
         message_ids = [r.message_id for r in rows]
         before = set(
@@ -204,34 +119,20 @@ def ingest_messages(
         result.duplicates = len(rows) - result.stored
         result.duplicate_indexes = quality.duplicate_indexes(message_ids, before)
 
-        for message in sorted(messages, key=lambda m: m.timestamp or received_at):
-            profile = profiles[(message.anonymous_id, message.user_id)]
-            if message.type == "identify" and message.traits:
-                _apply_traits(profile, message.traits)
-            elif message.name == CONSENT_EVENT and isinstance(
-                message.properties.get("granted"), bool
-            ):
-                _apply_consent(
-                    profile, message.properties["granted"], message.timestamp or received_at
-                )
-        earliest: dict[int, datetime] = {}
-        for message in messages:
-            pk = profiles[(message.anonymous_id, message.user_id)].pk
-            at = message.timestamp or received_at
-            earliest[pk] = min(at, earliest.get(pk, at))
-        for pk, since in earliest.items():
-            rebuild_sessions(profile_id=pk, since=since)
-        for profile in {p.pk: p for p in profiles.values()}.values():
-            last = Event.objects.filter(profile=profile).aggregate(last=Max("timestamp"))["last"]
-            Profile.objects.filter(pk=profile.pk).update(last_seen_at=last)
-            result.profile_ids.add(profile.pk)
+        _update_profiles(
+            messages=messages,
+            message_traits=message_traits,
+            profile_ids=profile_ids,
+            received_at=received_at,
+        )
+        result.profile_ids.update(profile_ids)
         # Only events some segment reads (or traits, if some segment reads traits)
         # can change memberships: impressions and page views alone cost nothing.
         watched = segment_inputs()
         request_recompute(
             profile_ids={
-                profiles[(m.anonymous_id, m.user_id)].pk
-                for m in messages
+                profile_id
+                for m, profile_id in zip(messages, profile_ids, strict=True)
                 if m.name in watched.event_names or (watched.uses_traits and m.type == "identify")
             }
         )
@@ -244,18 +145,72 @@ def ingest_messages(
     return result
 
 
-def _apply_consent(profile: Profile, granted: bool, at: datetime) -> None:
-    """Last statement by event time wins, whatever order the events arrive in."""
-    state = Profile.Consent.GRANTED if granted else Profile.Consent.DENIED
-    Profile.objects.filter(pk=profile.pk).filter(
-        Q(consent_updated_at__isnull=True) | Q(consent_updated_at__lte=at)
-    ).update(consent=state, consent_updated_at=at)
+def _traits_of(message: TrackedMessage, policy: IdentityPolicy) -> dict[str, Any]:
+    if message.type == "identify":
+        return identify_traits(message.traits, hash_email=policy.hash_email)
+    return message.traits
 
 
-def _apply_traits(profile: Profile, traits: dict[str, Any]) -> None:
-    profile.refresh_from_db(fields=["traits"])
-    profile.traits = {**(profile.traits or {}), **traits}
-    profile.save(update_fields=["traits"])
+def _update_profiles(
+    *,
+    messages: Sequence[TrackedMessage],
+    message_traits: Sequence[dict[str, Any]],
+    profile_ids: Sequence[int],
+    received_at: datetime,
+) -> None:
+    """Traits, consent, sessions and last-seen of every profile in the batch: the
+    profiles locked once in pk order, written back with one bulk update."""
+    profiles = {
+        p.pk: p
+        for p in Profile.objects.select_for_update()
+        .filter(pk__in=set(profile_ids))
+        .order_by("pk")
+        .only(
+            "traits",
+            "trait_times",
+            "consent",
+            "consent_updated_at",
+            "last_seen_at",
+            "session_count",
+            "time_on_site_seconds",
+            "page_count",
+        )
+    }
+    states = {pk: TraitState.of(p.traits, p.trait_times) for pk, p in profiles.items()}
+    fields = {"last_seen_at", "session_count", "time_on_site_seconds", "page_count"}
+    earliest: dict[int, datetime] = {}
+    # Event time order, so that within the batch too the latest statement wins.
+    timeline = sorted(
+        zip(messages, message_traits, profile_ids, strict=True),
+        key=lambda item: item[0].timestamp or received_at,
+    )
+    for message, traits, profile_id in timeline:
+        profile = profiles[profile_id]
+        at = message.timestamp or received_at
+        earliest.setdefault(profile_id, at)
+        profile.last_seen_at = max(at, profile.last_seen_at or at)
+        if message.type == "identify" and traits:
+            apply_identify(states[profile_id], traits, at)
+            fields |= {"traits", "trait_times"}
+        elif message.type == "group":
+            apply_group(states[profile_id], message.properties["groupId"], traits, at)
+            fields |= {"traits", "trait_times"}
+        elif message.name == CONSENT_EVENT and isinstance(message.properties.get("granted"), bool):
+            # Last statement by event time wins, whatever order the events arrive in.
+            if profile.consent_updated_at is None or profile.consent_updated_at <= at:
+                granted = message.properties["granted"]
+                profile.consent = Profile.Consent.GRANTED if granted else Profile.Consent.DENIED
+                profile.consent_updated_at = at
+                fields |= {"consent", "consent_updated_at"}
+    for profile_id, change in rebuild_sessions_of(since_by_profile=earliest).items():
+        profile = profiles[profile_id]
+        profile.session_count += change.sessions
+        profile.time_on_site_seconds = max(0.0, profile.time_on_site_seconds + change.seconds)
+        profile.page_count += change.pages
+    for profile_id, state in states.items():
+        profiles[profile_id].traits = state.traits
+        profiles[profile_id].trait_times = state.times
+    Profile.objects.bulk_update(list(profiles.values()), sorted(fields))
 
 
 def track_server_event(

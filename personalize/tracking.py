@@ -211,7 +211,7 @@ def parse_message(
         properties = {"groupId": group_id, **properties}
         if traits:
             # A group's traits describe the group (a company), not the person:
-            # they stay on the event and never reach the profile's traits.
+            # the profile keeps them apart, under traits["group"] (personalize.traits).
             properties["traits"] = traits
     else:
         name = kind

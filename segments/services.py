@@ -112,13 +112,23 @@ def request_recompute(*, profile_ids: Iterable[int]) -> None:
     again; the task clears the request when it starts, so events arriving during
     a recompute queue exactly one more.
     """
+    ids = sorted(set(profile_ids))
+    if not ids:
+        return
     now = timezone.now()
-    for profile_id in sorted(set(profile_ids)):
-        claimed = Profile.objects.filter(id=profile_id, recompute_requested_at__isnull=True).update(
-            recompute_requested_at=now
+    # One read and one write for the whole set (a batch of events touches many
+    # profiles); the rows are locked in pk order so two batches cannot deadlock.
+    with transaction.atomic(savepoint=False):
+        claimed = list(
+            Profile.objects.select_for_update()
+            .filter(id__in=ids, recompute_requested_at__isnull=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)
         )
         if claimed:
-            transaction.on_commit(partial(_enqueue_recompute, profile_id))
+            Profile.objects.filter(id__in=claimed).update(recompute_requested_at=now)
+    for profile_id in claimed:
+        transaction.on_commit(partial(_enqueue_recompute, profile_id))
 
 
 def _enqueue_recompute(profile_id: int) -> None:

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from content.models import Block, BlockVariant, Item, Slot
 from personalize.models import Event, Identity, Profile, QualityCount, Source
-from segments.models import Segment
+from segments.models import Membership, Segment
 from shop.models import Category, Product
 
 
@@ -155,3 +155,12 @@ class ItemFactory(factory.django.DjangoModelFactory):
     url = factory.LazyAttribute(lambda item: f"/p/{item.item_id}/")
     popularity = 1.0
     interactions = 1
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    profile = factory.SubFactory(ProfileFactory)
+    segment = factory.SubFactory(SegmentFactory)
+    entered_at = factory.LazyFunction(timezone.now)

@@ -189,3 +189,33 @@ def test_an_invalid_text_rule_shows_line_column_and_reason(admin_client: Client,
     assert response.status_code == 200
     assert "line 1, column 28: unexpected" in response.content.decode()
     assert Segment.objects.count() == 0
+
+
+def test_profile_change_page_lists_its_merges_and_refusals(admin_client: Client, db: None) -> None:
+    from personalize.models import ProfileMerge
+
+    profile = ProfileFactory.create()
+    ProfileMerge.objects.create(
+        profile=profile,
+        merged_profile_id=4242,
+        identities=[{"kind": "anonymous_id", "value": "anon-merged"}],
+        events_moved=7,
+        trigger=ProfileMerge.Trigger.ALIAS,
+    )
+    ProfileMerge.objects.create(
+        profile=profile,
+        identities=[{"kind": "anonymous_id", "value": "undefined"}],
+        trigger=ProfileMerge.Trigger.IDENTIFY,
+        status=ProfileMerge.Status.REFUSED,
+        reason="never attached",
+    )
+
+    response = admin_client.get(f"/admin/personalize/profile/{profile.pk}/change/")
+    changelist = admin_client.get("/admin/personalize/profilemerge/?status=refused")
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    for shown in ("4242", "anon-merged", "Alias call", "Refused by policy", "never attached"):
+        assert shown in page
+    assert changelist.status_code == 200
+    assert changelist.context["cl"].result_count == 1

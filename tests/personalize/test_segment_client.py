@@ -49,7 +49,11 @@ def test_every_call_of_the_official_python_client_is_stored(live_server: Any, gz
         identities__kind=Identity.Kind.USER_ID, identities__value="u-1-new"
     )
     assert set(profile.identities.values_list("value", flat=True)) == {"u-1", "u-1-new"}
-    assert profile.traits == {"email": "ada@example.com", "plan": "pro"}
+    assert profile.traits == {
+        "email": "ada@example.com",
+        "plan": "pro",
+        "group": {"id": "g-7", "name": "Initech"},
+    }
     assert Event.objects.filter(source=source, user_id="u-1").exclude(profile=profile).count() == 0
     revenue = Event.objects.get(source=source, name="order_completed").properties["revenue"]
     assert revenue == 42.5

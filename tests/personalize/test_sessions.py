@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -62,3 +63,40 @@ def test_a_late_event_that_bridges_two_sessions_joins_them() -> None:
 
     assert _sessions() == [(0, 45, 3, 2)]
     assert Profile.objects.get().time_on_site_seconds == 45 * 60
+
+
+@pytest.mark.django_db
+def test_the_session_timeout_setting_decides_where_a_session_ends(settings: Any) -> None:
+    settings.SESSION_TIMEOUT_MINUTES = 10
+    source = Source.objects.create(name="site")
+
+    _send(source, (0, "page"), (9, "page"), (20, "page"))
+
+    assert _sessions() == [(0, 9, 2, 2), (20, 20, 1, 1)]
+
+
+@pytest.mark.django_db
+def test_the_profile_keeps_its_page_count_and_pages_per_session() -> None:
+    source = Source.objects.create(name="site")
+    _send(source, (0, "page"), (10, "page"), (20, "track"), (51, "page"))
+    _send(source, (100, "page"))
+
+    profile = Profile.objects.get()
+    assert (profile.session_count, profile.page_count, profile.pages_per_session) == (3, 4, 4 / 3)
+    assert profile.time_on_site_seconds == 20 * 60
+
+
+@pytest.mark.django_db
+def test_a_late_event_that_splits_nothing_keeps_totals_exact_across_batches() -> None:
+    source = Source.objects.create(name="site")
+    _send(source, (0, "page"), (45, "page"))
+    _send(source, (25, "track"))
+    _send(source, (100, "page"), (5, "page"))
+
+    assert _sessions() == [(0, 45, 4, 3), (100, 100, 1, 1)]
+    profile = Profile.objects.get()
+    assert (profile.session_count, profile.page_count, profile.time_on_site_seconds) == (
+        2,
+        4,
+        45 * 60,
+    )

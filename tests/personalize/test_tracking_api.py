@@ -340,7 +340,7 @@ def test_identify_merges_new_traits_into_existing_ones(client: Client, source: S
     assert identity.profile.traits == {"plan": "gold", "city": "Oslo"}
 
 
-def test_group_traits_describe_the_group_and_leave_the_person_untouched(
+def test_group_traits_are_kept_under_group_and_leave_the_person_s_own_traits_untouched(
     client: Client, source: Source
 ) -> None:
     identity = IdentityFactory.create(
@@ -362,7 +362,10 @@ def test_group_traits_describe_the_group_and_leave_the_person_untouched(
 
     assert response.status_code == 200
     identity.profile.refresh_from_db()
-    assert identity.profile.traits == {"name": "Ann"}
+    assert identity.profile.traits == {
+        "name": "Ann",
+        "group": {"id": "initech", "name": "Initech", "employees": 40},
+    }
     assert Event.objects.get().properties == {
         "groupId": "initech",
         "traits": {"name": "Initech", "employees": 40},
