@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from simple_history.models import HistoricalRecords
 
 from segments.models import Segment
 
@@ -54,6 +55,8 @@ class Block(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+    # Every save and every targeting change, with who made it (admin history, audit log).
+    history = HistoricalRecords(m2m_fields=[segments, excluded_segments])
 
     class Meta:
         constraints = [
