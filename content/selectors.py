@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Prefetch
@@ -59,8 +60,10 @@ def published_blocks(slots: Iterable[str]) -> list[Block]:
 class _VisitorContext:
     """Traits and segment slugs for template blocks, loaded only if one is shown."""
 
-    def __init__(self, profile_id: int | None) -> None:
+    def __init__(self, profile_id: int | None, segment_slugs: Sequence[str] | None = None) -> None:
         self.profile_id = profile_id
+        # Given by a staff preview of a segment set; otherwise the profile's own.
+        self.segment_slugs = segment_slugs
         self._loaded: tuple[dict[str, Any], list[str]] | None = None
 
     def get(self) -> tuple[dict[str, Any], list[str]]:
@@ -73,16 +76,29 @@ class _VisitorContext:
                     .first()
                 )
                 traits = found or {}
-            self._loaded = (traits, current_segment_slugs(profile_id=self.profile_id))
+            slugs = (
+                list(self.segment_slugs)
+                if self.segment_slugs is not None
+                else current_segment_slugs(profile_id=self.profile_id)
+            )
+            self._loaded = (traits, slugs)
         return self._loaded
 
 
 def blocks_for_segments(
-    *, slots: Iterable[str], segment_ids: frozenset[int], profile_id: int | None = None
+    *,
+    slots: Iterable[str],
+    segment_ids: frozenset[int],
+    profile_id: int | None = None,
+    segment_slugs: Sequence[str] | None = None,
+    now: datetime | None = None,
 ) -> dict[str, list[RenderedBlock]]:
-    """For each slot, the chosen block (an empty list when the slot has none)."""
-    now = timezone.now()
-    visitor = _VisitorContext(profile_id)
+    """For each slot, the chosen block (an empty list when the slot has none).
+
+    ``segment_slugs`` overrides what template blocks see as ``segments`` (a staff
+    preview of a segment set has no profile to read them from)."""
+    now = now or timezone.now()
+    visitor = _VisitorContext(profile_id, segment_slugs)
     wanted = list(dict.fromkeys(slots))
     by_slot: dict[str, list[Block]] = {slot: [] for slot in wanted}
     for block in published_blocks(wanted):
