@@ -20,7 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from content.audit import AUDITED, audit_log
 from content.preview import preview_for_request, preview_start, preview_stop
@@ -152,6 +152,7 @@ def _day_start(day: Any) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
+@require_GET
 def audit_page(request: HttpRequest) -> HttpResponse:
     """Who changed which block or segment, and what they changed; read-only."""
     readable = [
