@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from typing import Any
-
 from urllib.parse import urlencode
 
 from django import forms
@@ -80,8 +79,9 @@ class StateFilter(admin.SimpleListFilter):
         return [(state.value, state.label) for state in BlockState]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Block]) -> QuerySet[Block]:
-        if self.value() in BlockState.values:
-            return queryset.filter(in_state(BlockState(self.value()), now=timezone.now()))
+        value = self.value()
+        if value is not None and value in BlockState.values:
+            return queryset.filter(in_state(BlockState(value), now=timezone.now()))
         return queryset
 
 
@@ -109,7 +109,10 @@ class BlockAdmin(SimpleHistoryAdmin):
     @admin.display(description="state")
     def state(self, block: Block) -> str:
         return block_state(
-            status=block.status, starts_at=block.starts_at, ends_at=block.ends_at, now=timezone.now()
+            status=block.status,
+            starts_at=block.starts_at,
+            ends_at=block.ends_at,
+            now=timezone.now(),
         ).label
 
     @admin.display(description="reach now")

@@ -84,9 +84,7 @@ class PreviewForm(forms.Form):
             return cleaned
         profile: Profile | None
         if kind == "profile":
-            profile = (
-                Profile.objects.filter(pk=int(value)).first() if value.isdecimal() else None
-            )
+            profile = Profile.objects.filter(pk=int(value)).first() if value.isdecimal() else None
         else:
             profile = profile_by_id_value(kind=kind, value=value)
         if profile is None:

@@ -35,12 +35,14 @@ def targeting_reach(
     if segment_ids:
         members = Membership.objects.filter(segment_id__in=segment_ids, exited_at__isnull=True)
         if match_all:
-            members = (
+            holding_all = (
                 members.values("profile_id")
                 .annotate(held=Count("segment_id", distinct=True))
                 .filter(held=len(set(segment_ids)))
             )
-        reached &= Q(pk__in=members.values("profile_id"))
+            reached &= Q(pk__in=holding_all.values("profile_id"))
+        else:
+            reached &= Q(pk__in=members.values("profile_id"))
     if excluded_ids:
         excluded = Membership.objects.filter(segment_id__in=excluded_ids, exited_at__isnull=True)
         reached &= ~Q(pk__in=excluded.values("profile_id"))

@@ -13,7 +13,7 @@ def form_as_post_data(form: forms.BaseForm, **overrides: Any) -> dict[str, Any]:
         value = bound.value()
         widget = getattr(bound.field.widget, "widget", bound.field.widget)  # admin wrappers
         if isinstance(widget, forms.MultiWidget):
-            for index, part in enumerate(widget.decompress(value)):
+            for index, part in enumerate(widget.decompress(value) or []):
                 data[f"{bound.html_name}_{index}"] = "" if part is None else str(part)
         elif isinstance(widget, forms.CheckboxInput):
             if value:

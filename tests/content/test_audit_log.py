@@ -37,9 +37,7 @@ def changes(db: None) -> Block:
     vip = SegmentFactory.create(slug="vip", name="VIP")
     block = BlockFactory.create(key="hero", title="Hero", body="<p>Old</p>")
     _change(_login("ada"), f"/admin/content/block/{block.pk}/change/", body="<p>New</p>")
-    _change(
-        _login("grace"), f"/admin/content/block/{block.pk}/change/", segments=[str(vip.pk)]
-    )
+    _change(_login("grace"), f"/admin/content/block/{block.pk}/change/", segments=[str(vip.pk)])
     return block
 
 
@@ -96,7 +94,10 @@ def test_a_deletion_is_logged(db: None) -> None:
 
     entries = audit_log(object_types=["segment"]).entries
 
-    assert [(e.object_label, e.change) for e in entries] == [("Gold", "deleted"), ("Gold", "created")]
+    assert [(e.object_label, e.change) for e in entries] == [
+        ("Gold", "deleted"),
+        ("Gold", "created"),
+    ]
 
 
 def test_the_audit_page_shows_the_changes_read_only(

@@ -42,8 +42,11 @@ def test_an_admin_save_records_a_version_with_the_editor(editor_client: Client) 
     response = _change(editor_client, f"/admin/content/block/{block.pk}/change/", body="<p>New</p>")
 
     assert response.status_code == 302
-    versions = list(block.history.order_by("history_date", "history_id"))  # type: ignore[attr-defined]
-    assert [(v.history_type, v.body) for v in versions] == [("+", "<p>Old</p>"), ("~", "<p>New</p>")]
+    versions = list(block.history.order_by("history_date", "history_id"))
+    assert [(v.history_type, v.body) for v in versions] == [
+        ("+", "<p>Old</p>"),
+        ("~", "<p>New</p>"),
+    ]
     assert versions[0].history_user is None
     assert versions[1].history_user.username == "ada"
     page = editor_client.get(f"/admin/content/block/{block.pk}/history/")
@@ -58,7 +61,7 @@ def test_reverting_a_block_restores_its_old_text_and_targeting_sanitized(
     fans = SegmentFactory.create(slug="fans", name="Fans")
     # Stored unsanitized on purpose (bypassing the form): a revert must clean it again.
     block = BlockFactory.create(key="hero", body='<p onclick="steal()">Hi VIP</p>', segments=[vip])
-    first = block.history.latest()  # type: ignore[attr-defined]
+    first = block.history.latest()
     _change(
         editor_client,
         f"/admin/content/block/{block.pk}/change/",
@@ -74,7 +77,7 @@ def test_reverting_a_block_restores_its_old_text_and_targeting_sanitized(
     block.refresh_from_db()
     assert block.body == "<p>Hi VIP</p>"
     assert [s.slug for s in block.segments.all()] == ["vip"]
-    assert block.history.latest().history_user.username == "ada"  # type: ignore[attr-defined]
+    assert block.history.latest().history_user.username == "ada"
 
 
 def test_reverting_a_segment_recomputes_its_members(
@@ -83,7 +86,7 @@ def test_reverting_a_segment_recomputes_its_members(
     gold_member: Profile = ProfileFactory.create(traits={"plan": "gold"})
     with django_capture_on_commit_callbacks(execute=True):
         segment = segment_save(slug="best", name="Best", rule=GOLD)
-    first = segment.history.latest()  # type: ignore[attr-defined]
+    first = segment.history.latest()
     with django_capture_on_commit_callbacks(execute=True):
         _change(
             editor_client,
@@ -113,7 +116,7 @@ def test_reverting_a_segment_to_a_rule_that_no_longer_validates_is_refused(
     fans = segment_save(
         slug="fans", name="Fans", rule={"type": "segment", "slug": "vip", "member": True}
     )
-    first = fans.history.latest()  # type: ignore[attr-defined]
+    first = fans.history.latest()
     segment_save(slug="fans", name="Fans", rule=SILVER)
     Segment.objects.filter(slug="vip").delete()
 
@@ -124,7 +127,7 @@ def test_reverting_a_segment_to_a_rule_that_no_longer_validates_is_refused(
     assert errors["rule"] == ["rule: refers to segment 'vip', which does not exist"]
     fans.refresh_from_db()
     assert fans.rule == SILVER
-    assert fans.history.count() == 2  # type: ignore[attr-defined]
+    assert fans.history.count() == 2
 
 
 def test_a_deleted_blocks_history_is_kept(editor_client: Client) -> None:
@@ -132,7 +135,7 @@ def test_a_deleted_blocks_history_is_kept(editor_client: Client) -> None:
     block_id = block.pk
     block.delete()
 
-    assert [v.history_type for v in Block.history.filter(id=block_id).order_by("history_date")] == [  # type: ignore[attr-defined]
+    assert [v.history_type for v in Block.history.filter(id=block_id).order_by("history_date")] == [
         "+",
         "-",
     ]

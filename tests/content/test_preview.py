@@ -134,9 +134,7 @@ def test_an_unknown_profile_is_refused_naming_the_id(editor: Client, db: None) -
     )
 
     assert response.status_code == 200
-    assert response.context["form"].errors == {
-        "id_value": ["no profile has anonymous id 'nobody'"]
-    }
+    assert response.context["form"].errors == {"id_value": ["no profile has anonymous id 'nobody'"]}
     assert PREVIEW_SESSION_KEY not in editor.session
 
 
