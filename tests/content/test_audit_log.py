@@ -130,3 +130,10 @@ def test_staff_without_view_permission_cannot_read_the_log(db: None) -> None:
     client.force_login(UserFactory.create(username="intern", is_staff=True))
 
     assert client.get("/admin/editors/audit/").status_code == 403
+
+
+def test_the_admin_index_links_the_editors_tools(db: None) -> None:
+    index = _login("ada").get("/admin/").content.decode()
+
+    assert '<a href="/admin/editors/preview/">Preview site as…</a>' in index
+    assert '<a href="/admin/editors/audit/">Audit log</a>' in index
