@@ -84,7 +84,9 @@ class PreviewForm(forms.Form):
             return cleaned
         profile: Profile | None
         if kind == "profile":
-            profile = Profile.objects.filter(pk=int(value)).first() if value.isdecimal() else None
+            # Ids are 64-bit: longer digit strings name no profile (and would overflow SQL).
+            is_id = value.isascii() and value.isdecimal() and len(value) <= 18
+            profile = Profile.objects.filter(pk=int(value)).first() if is_id else None
         else:
             profile = profile_by_id_value(kind=kind, value=value)
         if profile is None:

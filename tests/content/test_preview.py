@@ -138,6 +138,17 @@ def test_an_unknown_profile_is_refused_naming_the_id(editor: Client, db: None) -
     assert PREVIEW_SESSION_KEY not in editor.session
 
 
+@pytest.mark.parametrize("value", ["12abc", "99999999999999999999999", "١٢"])
+def test_a_profile_id_that_is_not_a_number_names_no_profile(editor: Client, value: str) -> None:
+    response = editor.post(
+        "/admin/editors/preview/",
+        {"mode": "profile", "id_kind": "profile", "id_value": value, "next": "/"},
+    )
+
+    assert response.status_code == 200
+    assert response.context["form"].errors == {"id_value": [f"no profile has profile {value!r}"]}
+
+
 def test_exiting_the_preview_shows_the_editors_own_content_again(
     editor: Client, hero: None, vip: Segment
 ) -> None:
