@@ -40,11 +40,26 @@ def live_token(context: Any) -> str:
 
 @pass_context
 def segment_badges(context: Any) -> Markup:
+    from content.preview import preview_for_request
     from personalize.selectors import profile_id_for_request
     from segments.selectors import current_segment_slugs
 
-    slugs = current_segment_slugs(profile_id=profile_id_for_request(context["request"]))
+    request = context["request"]
+    preview = preview_for_request(request)
+    slugs = (
+        list(preview.segment_slugs)
+        if preview is not None
+        else current_segment_slugs(profile_id=profile_id_for_request(request))
+    )
     return Markup("").join(Markup('<span class="badge">{}</span>').format(s) for s in slugs)
+
+
+@pass_context
+def preview(context: Any) -> Any:
+    """The staff preview this page is rendered for, or None (see content.preview)."""
+    from content.preview import preview_for_request
+
+    return preview_for_request(context["request"])
 
 
 def environment(**options: Any) -> Environment:
@@ -59,6 +74,7 @@ def environment(**options: Any) -> Environment:
             "csrf_field": csrf_field,
             "write_key": write_key,
             "segment_badges": segment_badges,
+            "preview": preview,
             "live_token": live_token,
             "get_messages": get_messages,
         }

@@ -60,6 +60,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    # Version history of blocks and segments (editors' revert and audit log).
+    "simple_history",
     "personalize",
     "segments",
     "content",
@@ -76,6 +78,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "personalize.middleware.VisitorMiddleware",
+    # Records the acting editor on every history row.
+    "simple_history.middleware.HistoryRequestMiddleware",
+    # A staff editor previewing the site as an audience cannot write through the site.
+    "content.preview.PreviewReadOnlyMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -337,6 +343,12 @@ EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBa
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "p13n@localhost")
+# --- Editors' workflow (preview, history, audit log) ------------------------------
+# How long a staff editor's "Preview site as…" lasts before the site shows them
+# their own content again (seconds).
+P13N_PREVIEW_MAX_AGE = env_int("P13N_PREVIEW_MAX_AGE", 8 * 3600)
+# Audit log rows per admin page.
+P13N_AUDIT_PAGE_SIZE = env_int("P13N_AUDIT_PAGE_SIZE", 50)
 
 LOGGING = {
     "version": 1,

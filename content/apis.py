@@ -7,8 +7,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from content.preview import preview_for_request
 from content.selection import MAX_SLOTS, is_slot_name
-from content.selectors import blocks_for_profile
+from content.selectors import blocks_for_profile, blocks_for_segments
 from personalize.auth import ServerKeyAuthentication
 from personalize.errors import Forbidden, InvalidInput
 from personalize.models import ApiKey
@@ -90,10 +91,22 @@ class BlocksApi(APIView):
         debug = request.query_params.get("debug") in {"1", "true"}
         if debug and not (has_server_key or request.user.is_staff):
             raise Forbidden("debug is for staff and server keys", field="debug")
-        blocks = blocks_for_profile(profile_id=profile_id, slots=slots, visitor=visitor)
+        # A staff editor previewing the site sees the preview's blocks here too.
+        preview = None if (anonymous_id or user_id) else preview_for_request(request._request)
+        if preview is not None:
+            blocks = blocks_for_segments(
+                slots=slots,
+                segment_ids=preview.segment_ids,
+                profile_id=preview.profile_id,
+                segment_slugs=preview.segment_slugs,
+            )
+            segments = list(preview.segment_slugs)
+        else:
+            blocks = blocks_for_profile(profile_id=profile_id, slots=slots, visitor=visitor)
+            segments = current_segment_slugs(profile_id=profile_id)
         response = Response(
             {
-                "segments": current_segment_slugs(profile_id=profile_id),
+                "segments": segments,
                 "slots": {
                     slot: [b.as_json(with_reason=debug) for b in chosen]
                     for slot, chosen in blocks.items()

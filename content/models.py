@@ -4,6 +4,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from simple_history.models import HistoricalRecords
 
 from content.selection import SLOT_NAME
 from segments.models import Segment
@@ -67,6 +68,8 @@ class Block(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+    # Every save and every targeting change, with who made it (admin history, audit log).
+    history = HistoricalRecords(m2m_fields=[segments, excluded_segments])
 
     class Meta:
         constraints = [

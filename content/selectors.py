@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -119,9 +119,16 @@ class _VisitorContext:
     """Traits and segment slugs for template blocks, loaded only if one is shown;
     the assignment unit, loaded only if a block has variants or a holdout."""
 
-    def __init__(self, profile_id: int | None, visitor: Visitor | None = None) -> None:
+    def __init__(
+        self,
+        profile_id: int | None,
+        visitor: Visitor | None = None,
+        segment_slugs: Sequence[str] | None = None,
+    ) -> None:
         self.profile_id = profile_id
         self.visitor = visitor
+        # Given by a staff preview of a segment set; otherwise the profile's own.
+        self.segment_slugs = segment_slugs
         self._loaded: tuple[dict[str, Any], list[str]] | None = None
         self._unit: str | None = None
 
@@ -140,7 +147,12 @@ class _VisitorContext:
                     .first()
                 )
                 traits = found or {}
-            self._loaded = (traits, current_segment_slugs(profile_id=self.profile_id))
+            slugs = (
+                list(self.segment_slugs)
+                if self.segment_slugs is not None
+                else current_segment_slugs(profile_id=self.profile_id)
+            )
+            self._loaded = (traits, slugs)
         return self._loaded
 
 
@@ -206,13 +218,17 @@ def blocks_for_segments(
     segment_ids: frozenset[int],
     profile_id: int | None = None,
     visitor: Visitor | None = None,
+    segment_slugs: Sequence[str] | None = None,
+    now: datetime | None = None,
 ) -> dict[str, list[RenderedBlock]]:
     """For each slot, the chosen blocks in order (an empty list when the slot has none).
 
     ``visitor`` (the request's ids) is the assignment unit while no profile exists.
+    ``segment_slugs`` overrides what template blocks see as ``segments`` (a staff
+    preview of a segment set has no profile to read them from).
     """
-    now = timezone.now()
-    context = _VisitorContext(profile_id, visitor)
+    now = now or timezone.now()
+    context = _VisitorContext(profile_id, visitor, segment_slugs)
     wanted = list(dict.fromkeys(slots))
     by_slot: dict[str, list[Block]] = {slot: [] for slot in wanted}
     for block in published_blocks(wanted):

@@ -8,29 +8,24 @@ from django.http import HttpRequest
 from jinja2 import pass_context
 from markupsafe import Markup
 
+from content.preview import audience_for_request
 from content.selectors import RenderedBlock, blocks_for_segments
-from personalize.selectors import profile_id_for_request
-from segments.selectors import current_segment_ids
 
-_SEGMENTS_CACHE = "_p13n_segment_ids"
-
-
-def _segment_ids(request: HttpRequest) -> frozenset[int]:
-    """The visitor's memberships, read once per request for all of a page's slots."""
-    if not hasattr(request, _SEGMENTS_CACHE):
-        ids = current_segment_ids(profile_id=profile_id_for_request(request))
-        setattr(request, _SEGMENTS_CACHE, ids)
-    cached: frozenset[int] = getattr(request, _SEGMENTS_CACHE)
-    return cached
+_AUDIENCE_CACHE = "_p13n_audience"
 
 
 @pass_context
 def slot(context: Any, name: str) -> Markup:
     request: HttpRequest = context["request"]
+    # The visitor's memberships (or a staff preview's), read once per request for all slots.
+    if not hasattr(request, _AUDIENCE_CACHE):
+        setattr(request, _AUDIENCE_CACHE, audience_for_request(request))
+    audience = getattr(request, _AUDIENCE_CACHE)
     blocks: list[RenderedBlock] = blocks_for_segments(
         slots=[name],
-        segment_ids=_segment_ids(request),
-        profile_id=profile_id_for_request(request),
+        segment_ids=audience.segment_ids,
+        profile_id=audience.profile_id,
+        segment_slugs=audience.segment_slugs,
         visitor=getattr(request, "visitor", None),
     )[name]
     keys = " ".join(block.key for block in blocks)
@@ -48,4 +43,20 @@ def slot(context: Any, name: str) -> Markup:
         )
         for block in blocks
     )
-    return Markup('<p13n-slot name="{}" data-blocks="{}">{}</p13n-slot>').format(name, keys, inner)
+    html = Markup('<p13n-slot name="{}" data-blocks="{}">{}</p13n-slot>').format(name, keys, inner)
+    if audience.preview is not None:
+        html += _decision(name, blocks)
+    return html
+
+
+def _decision(name: str, blocks: list[RenderedBlock]) -> Markup:
+    """Why the slot shows what it shows, for the editor previewing the page."""
+    text = (
+        "; ".join(f"{block.key}: {block.reason}" for block in blocks)
+        if blocks
+        else "empty: no block matched and the slot has no default"
+    )
+    return Markup(
+        '<small class="p13n-preview-reason" data-p13n-preview-slot="{}" title="{}">'
+        "slot {} → {}</small>"
+    ).format(name, text, name, text)

@@ -6,6 +6,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
+from simple_history.admin import SimpleHistoryAdmin
 
 from segments.models import Membership, Segment
 from segments.rules import RuleError
@@ -65,7 +66,9 @@ class SegmentForm(forms.ModelForm):
 
 
 @admin.register(Segment)
-class SegmentAdmin(admin.ModelAdmin[Segment]):
+class SegmentAdmin(SimpleHistoryAdmin):
+    """History pages revert through this form and save_model: validated, then recomputed."""
+
     form = SegmentForm
     fields = ("name", "slug", "description", "rule_text", "rule", "is_active")
     list_display = ("name", "slug", "is_active", "member_count", "updated_at")

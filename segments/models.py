@@ -5,6 +5,7 @@ from typing import Any
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from simple_history.models import HistoricalRecords
 
 from personalize.models import Profile
 from segments.rules import Rule, rule_from_json
@@ -22,6 +23,8 @@ class Segment(models.Model):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+    # Every saved version, with who saved it (admin history and revert, audit log).
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["name"]

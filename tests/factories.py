@@ -6,12 +6,32 @@ import uuid
 from decimal import Decimal
 
 import factory
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from content.models import Block, BlockVariant, Item, Slot
 from personalize.models import Event, Identity, Profile, QualityCount, Source
 from segments.models import Membership, Segment
 from shop.models import Category, Product
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    """A site user; ``is_staff=True`` makes an editor who can use the admin."""
+
+    class Meta:
+        model = User
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user-{n}")
+    is_staff = False
+    password = factory.django.Password("pw")
+
+
+class EditorFactory(UserFactory):
+    """A staff editor with every permission on blocks and segments (a superuser)."""
+
+    is_staff = True
+    is_superuser = True
 
 
 class SourceFactory(factory.django.DjangoModelFactory):
