@@ -76,6 +76,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "personalize.middleware.VisitorMiddleware",
+    # After the visitor: writes the impressions a page's slots recorded, once per request.
+    "content.measurement.ImpressionMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -257,6 +259,20 @@ P13N_KEEP_FULL_IP = env_bool("P13N_KEEP_FULL_IP", default=False)
 # Visitor cookies use analytics.js names so a site running analytics.js shares ids.
 P13N_COOKIE_MAX_AGE = env_int("P13N_COOKIE_MAX_AGE", 365 * 24 * 3600)
 P13N_COOKIE_SECURE = env_bool("P13N_COOKIE_SECURE", default=False)
+
+# --- Block measurement (content.measurement) -------------------------------------
+# Impressions the server delivers (page slots, block API) are recorded as
+# `block_impression` events, one write per request.
+MEASUREMENT_RECORD_SERVER_IMPRESSIONS = env_bool(
+    "MEASUREMENT_RECORD_SERVER_IMPRESSIONS", default=True
+)
+# Events that count as conversions, and the property holding their revenue.
+MEASUREMENT_CONVERSION_EVENTS = env_list("MEASUREMENT_CONVERSION_EVENTS", "order_completed")
+MEASUREMENT_REVENUE_PROPERTY = env_str("MEASUREMENT_REVENUE_PROPERTY", "revenue")
+# A conversion is credited to every block the visitor saw this many hours before it.
+MEASUREMENT_WINDOW_HOURS = env_int("MEASUREMENT_WINDOW_HOURS", 7 * 24)
+# Below this many visitors in an arm (variant or control), no verdict is given.
+MEASUREMENT_MIN_VISITORS = env_int("MEASUREMENT_MIN_VISITORS", 100)
 
 LOGGING = {
     "version": 1,

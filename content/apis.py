@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from content.measurement import record_api_impressions
 from content.selection import MAX_SLOTS, is_slot_name
 from content.selectors import blocks_for_profile
 from personalize.auth import ServerKeyAuthentication
@@ -84,6 +85,7 @@ class BlocksApi(APIView):
         if debug and not (has_server_key or request.user.is_staff):
             raise Forbidden("debug is for staff and server keys", field="debug")
         blocks = blocks_for_profile(profile_id=profile_id, slots=slots)
+        record_api_impressions(request._request, profile_id=profile_id, blocks=blocks, debug=debug)
         response = Response(
             {
                 "segments": current_segment_slugs(profile_id=profile_id),

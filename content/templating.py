@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from jinja2 import pass_context
 from markupsafe import Markup
 
+from content import measurement
 from content.selectors import RenderedBlock, blocks_for_segments
 from personalize.selectors import profile_id_for_request
 from segments.selectors import current_segment_ids
@@ -30,6 +31,7 @@ def slot(context: Any, name: str) -> Markup:
     blocks: list[RenderedBlock] = blocks_for_segments(
         slots=[name], segment_ids=_segment_ids(request), profile_id=profile_id_for_request(request)
     )[name]
+    measurement.note_impressions(request, blocks, via="ssr")
     keys = " ".join(block.key for block in blocks)
     inner = Markup("").join(
         Markup('<div class="p13n-block" data-p13n-block="{}">{}</div>').format(

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from content.models import Block
 from personalize.models import Event, Identity, Profile, Source
-from segments.models import Segment
+from segments.models import Membership, Segment
 from shop.models import Category, Product
 
 
@@ -105,3 +105,48 @@ class ProductFactory(factory.django.DjangoModelFactory):
     slug = factory.Sequence(lambda n: f"product-{n}")
     category = factory.SubFactory(CategoryFactory)
     price = Decimal("50.00")
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    profile = factory.SubFactory(ProfileFactory)
+    segment = factory.SubFactory(SegmentFactory)
+    entered_at = factory.LazyFunction(timezone.now)
+    exited_at = None
+
+
+class BlockImpressionFactory(EventFactory):
+    """A ``block_impression`` event as the measurement contract defines it."""
+
+    class Params:
+        block = factory.SubFactory(BlockFactory)
+        variant = ""
+        holdout = False
+        via = "ssr"
+
+    name = "block_impression"
+    properties = factory.LazyAttribute(
+        lambda event: {
+            "block_id": event.block.pk,
+            "block_key": event.block.key,
+            "slot": event.block.slot,
+            "variant": event.variant,
+            "holdout": event.holdout,
+            "via": event.via,
+        }
+    )
+
+
+class BlockClickFactory(BlockImpressionFactory):
+    name = "block_clicked"
+    via = "component"
+
+
+class ConversionFactory(EventFactory):
+    class Params:
+        revenue = 0.0
+
+    name = "order_completed"
+    properties = factory.LazyAttribute(lambda event: {"revenue": event.revenue})
