@@ -54,12 +54,17 @@
 
   function blockProperties(el) {
     var slot = el.closest("p13n-slot");
-    return {
+    var id = parseInt(el.getAttribute("data-p13n-block-id") || "", 10);
+    var props = {
       block_key: el.getAttribute("data-p13n-block"),
       variant: el.getAttribute("data-p13n-variant") || null,
+      holdout: el.hasAttribute("data-p13n-holdout"),
       slot: slot ? slot.getAttribute("name") : null,
-      path: window.location.pathname
+      path: window.location.pathname,
+      via: "component"
     };
+    if (!isNaN(id)) props.block_id = id;
+    return props;
   }
 
   function impression(el) {
@@ -179,7 +184,8 @@
   function poll() {
     var names = slotNames();
     if (!names.length) return;
-    var query = names.map(function (n) { return "slot=" + encodeURIComponent(n); }).join("&");
+    // impressions=client: this component reports what is seen; the API must not count it too.
+    var query = names.map(function (n) { return "slot=" + encodeURIComponent(n); }).join("&") + "&impressions=client";
     window.fetch(live.options.apiBase + "/api/v1/blocks?" + query, { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (data) { if (data) apply({ type: "update", slots: data.slots, segments: data.segments }); })
