@@ -5,8 +5,11 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
+from content.measurement_admin import block_results_view
 from content.models import Block
 from content.rendering import BlockTemplateError, check_template, sanitize_html
 
@@ -53,7 +56,17 @@ class BlockForm(forms.ModelForm):
 @admin.register(Block)
 class BlockAdmin(admin.ModelAdmin[Block]):
     form = BlockForm
-    list_display = ("title", "slot", "key", "status", "priority", "is_default", "targets")
+    list_display = (
+        "title",
+        "slot",
+        "key",
+        "status",
+        "priority",
+        "is_default",
+        "targets",
+        "results_link",
+    )
+    readonly_fields = ("results_link",)
     list_filter = ("slot", "status", "is_default")
     search_fields = ("title", "key")
     filter_horizontal = ("segments", "excluded_segments")
@@ -68,6 +81,22 @@ class BlockAdmin(admin.ModelAdmin[Block]):
         text = (" and " if block.match_all else ", ").join(names) if names else "everyone"
         excluded = [s.name for s in block.excluded_segments.all()]
         return f"{text} except {', '.join(excluded)}" if excluded else text
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(
+            lambda request, object_id: block_results_view(self, request, object_id)
+        )
+        return [
+            path("<int:object_id>/results/", view, name="content_block_results"),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="results")
+    def results_link(self, block: Block) -> str:
+        if block.pk is None:
+            return "—"
+        url = reverse("admin:content_block_results", args=[block.pk])
+        return format_html('<a href="{}">Results</a>', url)
 
     def save_model(self, request: HttpRequest, obj: Block, form: Any, change: bool) -> None:
         obj.updated_at = timezone.now()

@@ -78,22 +78,26 @@ class JsonNumber(Func):
         self.key = key
         super().__init__(F("properties"))
 
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+    def as_sqlite(
+        self, compiler: Any, connection: Any, **extra: Any
+    ) -> tuple[str, tuple[Any, ...]]:
         column, params = compiler.compile(self.source_expressions[0])
         path = f'$."{self.key}"'
         sql = (
             f"CASE WHEN json_type({column}, %s) IN ('integer', 'real') "
             f"THEN json_extract({column}, %s) END"
         )
-        return sql, [*params, path, *params, path]
+        return sql, (*params, path, *params, path)
 
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+    def as_postgresql(
+        self, compiler: Any, connection: Any, **extra: Any
+    ) -> tuple[str, tuple[Any, ...]]:
         column, params = compiler.compile(self.source_expressions[0])
         sql = (
             f"CASE WHEN jsonb_typeof({column} -> %s) = 'number' "
             f"THEN ({column} ->> %s)::double precision END"
         )
-        return sql, [*params, self.key, *params, self.key]
+        return sql, (*params, self.key, *params, self.key)
 
 
 def _arm() -> Case:
@@ -364,11 +368,11 @@ def block_results(
     any_exposure = _credited_by(exposures, config.window)
     groups: dict[str, Exists] = {"total": any_exposure}
     for index, name in enumerate(arm_names):
-        groups[f"arm{index}"] = _credited_by(exposures.filter(arm=name), config.window)
+        groups[f"arm{index}"] = _credited_by(exposures.filter(Q(arm=name)), config.window)
     for index, row in enumerate(segment_rows):
         in_segment = exposures.filter(
             _in_segment_at_exposure(), profile__memberships__segment_id=row["segment_id"]
-        ).filter(arm=row["arm"])
+        ).filter(Q(arm=row["arm"]))
         groups[f"seg{index}"] = _credited_by(in_segment, config.window)
     converted = _conversion_counts(converting, groups, config)
 

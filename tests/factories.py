@@ -127,7 +127,7 @@ class BlockImpressionFactory(EventFactory):
         via = "ssr"
 
     name = "block_impression"
-    properties = factory.LazyAttribute(
+    properties = factory.LazyAttribute(  # type: ignore[assignment]
         lambda event: {
             "block_id": event.block.pk,
             "block_key": event.block.key,
@@ -149,4 +149,6 @@ class ConversionFactory(EventFactory):
         revenue = 0.0
 
     name = "order_completed"
-    properties = factory.LazyAttribute(lambda event: {"revenue": event.revenue})
+    properties = factory.LazyAttribute(  # type: ignore[assignment]
+        lambda event: {"revenue": event.revenue}
+    )
