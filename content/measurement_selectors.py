@@ -30,19 +30,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import (
     CharField,
     Count,
     DateTimeField,
-    Exists,
     ExpressionWrapper,
     F,
     FloatField,
     Func,
-    OuterRef,
     Q,
     QuerySet,
-    Sum,
     Value,
 )
 from django.db.models.expressions import Case, When
@@ -67,16 +65,16 @@ _PROPERTY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 class JsonNumber(Func):
-    """A numeric JSON property of ``properties``, NULL when absent or not a number
+    """A numeric key of a JSON column, NULL when absent or not a number
     (a string "12" or a boolean never reaches a SUM)."""
 
     output_field = FloatField()
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, field: str, key: str) -> None:
         if not _PROPERTY_NAME.match(key):
             raise ValueError(f"{key!r} is not a property name (letters, digits, _)")
         self.key = key
-        super().__init__(F("properties"))
+        super().__init__(F(field))
 
     def as_sqlite(
         self, compiler: Any, connection: Any, **extra: Any
@@ -134,27 +132,78 @@ def _in_segment_at_exposure(prefix: str = "") -> Q:
     )
 
 
-def conversions(*, since: datetime, until: datetime, config: MeasurementConfig) -> QuerySet[Event]:
-    return Event.objects.filter(
-        type=Event.Type.TRACK,
-        name__in=config.conversion_events,
-        timestamp__gte=since,
-        timestamp__lt=until,
+def _credited_pairs(
+    exposures: QuerySet[Event],
+    *fields: str,
+    since: datetime,
+    until: datetime,
+    config: MeasurementConfig,
+    **dimensions: Any,
+) -> QuerySet[Event, dict[str, Any]]:
+    """Distinct (fields/dimensions..., conversion) pairs: each conversion of the period that
+    came within the window after one of ``exposures`` of the same visitor. The join
+    goes exposure -> profile -> the profile's conversion events, all in one filter()
+    so that its conditions apply to the same conversion row."""
+    conversion = "profile__events__"
+    credited = Q(
+        **{
+            f"{conversion}type": Event.Type.TRACK,
+            f"{conversion}name__in": config.conversion_events,
+            f"{conversion}timestamp__lt": until,
+        }
+    ) & Q(**{f"{conversion}timestamp__gte": since})
+    credited &= Q(**{f"{conversion}timestamp__gte": F("timestamp")}) & Q(
+        **{
+            f"{conversion}timestamp__lte": ExpressionWrapper(
+                F("timestamp") + Value(config.window), output_field=DateTimeField()
+            )
+        }
     )
-
-
-def _credited_by(exposures: QuerySet[Event], window: timedelta) -> Exists:
-    """Exists for a conversion row: one of ``exposures`` by the same profile came
-    at most ``window`` before it."""
-    return Exists(
-        exposures.filter(
-            profile_id=OuterRef("profile_id"),
-            timestamp__lte=OuterRef("timestamp"),
-            timestamp__gte=ExpressionWrapper(
-                OuterRef("timestamp") - Value(window), output_field=DateTimeField()
-            ),
+    return (
+        exposures.filter(credited)
+        .values(
+            *fields,
+            **dimensions,
+            conversion_id=F(f"{conversion}id"),
+            converter_id=F("profile_id"),
+            revenue=JsonNumber(f"{conversion}properties", config.revenue_property),
         )
+        .distinct()
+        .order_by()
     )
+
+
+def _sum_pairs(
+    pairs: QuerySet[Event, dict[str, Any]], dimensions: tuple[str, ...]
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Per dimensions: conversions, converted visitors and revenue, counted over the
+    distinct pairs (each conversion once per group, however many exposures led to it).
+    The ORM cannot select FROM a subquery, so this outer level is SQL around the
+    ORM's own SQL for the current database."""
+    quote = connection.ops.quote_name
+    inner, params = pairs.query.sql_with_params()
+    columns = ", ".join(quote(name) for name in dimensions)
+    select = f"{columns}, " if columns else ""
+    group = f" GROUP BY {columns}" if columns else ""
+    sql = (
+        f"SELECT {select}COUNT(*), COUNT(DISTINCT {quote('converter_id')}), "
+        f"SUM({quote('revenue')}) FROM ({inner}) pairs{group}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    width = len(dimensions)
+    return {
+        tuple(row[:width]): {
+            "conversions": row[width] or 0,
+            "converters": row[width + 1] or 0,
+            "revenue": float(row[width + 2] or 0.0),
+        }
+        for row in rows
+    }
+
+
+NO_CONVERSIONS = {"conversions": 0, "converters": 0, "revenue": 0.0}
 
 
 @dataclass(frozen=True)
@@ -236,29 +285,6 @@ def _exposure_counts(exposures: QuerySet[Event], *group: str) -> list[dict[str, 
     )
 
 
-def _conversion_counts(
-    converting: QuerySet[Event], groups: dict[str, Exists], config: MeasurementConfig
-) -> dict[str, dict[str, Any]]:
-    """One query: for each named group of exposures, the conversions it is credited."""
-    if not groups:
-        return {}
-    revenue = JsonNumber(config.revenue_property)
-    aggregates: dict[str, Any] = {}
-    for name, credited in groups.items():
-        aggregates[f"{name}__conversions"] = Count("id", filter=Q(credited))
-        aggregates[f"{name}__converters"] = Count("profile_id", filter=Q(credited), distinct=True)
-        aggregates[f"{name}__revenue"] = Sum(revenue, filter=Q(credited))
-    row = converting.aggregate(**aggregates)
-    return {
-        name: {
-            "conversions": row[f"{name}__conversions"] or 0,
-            "converters": row[f"{name}__converters"] or 0,
-            "revenue": float(row[f"{name}__revenue"] or 0.0),
-        }
-        for name in groups
-    }
-
-
 def _metrics(exposure: dict[str, Any], converted: dict[str, Any]) -> Metrics:
     return Metrics(
         visitors=exposure["visitors"],
@@ -314,30 +340,38 @@ def lifts_against_control(
 
 
 def _daily(
-    exposures: QuerySet[Event],
-    converting: QuerySet[Event],
-    credited: Exists,
-    since: datetime,
-    until: datetime,
+    exposures: QuerySet[Event], config: MeasurementConfig, since: datetime, until: datetime
 ) -> list[DailyPoint]:
     shown = dict(
         exposures.filter(name=IMPRESSION_EVENT)
         .annotate(day=TruncDate("timestamp"))
         .values("day")
         .annotate(n=Count("id"))
+        .order_by()
         .values_list("day", "n")
     )
-    converted = dict(
-        converting.filter(credited)
-        .annotate(day=TruncDate("timestamp"))
-        .values("day")
-        .annotate(n=Count("id"))
-        .values_list("day", "n")
-    )
+    converted = {
+        _as_date(key[0]): counts["conversions"]
+        for key, counts in _sum_pairs(
+            _credited_pairs(
+                exposures,
+                since=since,
+                until=until,
+                config=config,
+                day=TruncDate("profile__events__timestamp"),
+            ),
+            ("day",),
+        ).items()
+    }
     first = timezone.localdate(since)
     last = timezone.localdate(until - timedelta(microseconds=1))
     days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
     return [DailyPoint(day, shown.get(day, 0), converted.get(day, 0)) for day in days]
+
+
+def _as_date(value: date | str) -> date:
+    # Raw cursors skip Django's converters: SQLite hands dates back as text.
+    return value if isinstance(value, date) else date.fromisoformat(value)
 
 
 def block_results(
@@ -353,28 +387,17 @@ def block_results(
     exposures = block_exposures(block=block, since=since, until=until)
     # Both exposures and conversions come from the period: an exposure before
     # ``since`` is not part of this report, so neither is what it led to.
-    converting = conversions(since=since, until=until, config=config)
-
     by_arm = _exposure_counts(exposures, "arm")
-    arm_names = [row["arm"] for row in by_arm]
-    segment_rows = _exposure_counts(
-        exposures.filter(_in_segment_at_exposure()).annotate(
-            segment_id=F("profile__memberships__segment_id")
-        ),
-        "segment_id",
-        "arm",
+    in_segments = exposures.filter(_in_segment_at_exposure()).annotate(
+        segment_id=F("profile__memberships__segment_id")
     )
-
-    any_exposure = _credited_by(exposures, config.window)
-    groups: dict[str, Exists] = {"total": any_exposure}
-    for index, name in enumerate(arm_names):
-        groups[f"arm{index}"] = _credited_by(exposures.filter(Q(arm=name)), config.window)
-    for index, row in enumerate(segment_rows):
-        in_segment = exposures.filter(
-            _in_segment_at_exposure(), profile__memberships__segment_id=row["segment_id"]
-        ).filter(Q(arm=row["arm"]))
-        groups[f"seg{index}"] = _credited_by(in_segment, config.window)
-    converted = _conversion_counts(converting, groups, config)
+    segment_rows = _exposure_counts(in_segments, "segment_id", "arm")
+    window = {"since": since, "until": until, "config": config}
+    converted_total = _sum_pairs(_credited_pairs(exposures, **window), ()).get((), NO_CONVERSIONS)
+    converted_by_arm = _sum_pairs(_credited_pairs(exposures, "arm", **window), ("arm",))
+    converted_by_segment = _sum_pairs(
+        _credited_pairs(in_segments, "segment_id", "arm", **window), ("segment_id", "arm")
+    )
 
     total_exposure = exposures.aggregate(
         visitors=Count("profile_id", distinct=True),
@@ -383,8 +406,11 @@ def block_results(
         clickers=Count("profile_id", filter=Q(name=CLICK_EVENT), distinct=True),
     )
     arms = [
-        ArmResult(arm=row["arm"], metrics=_metrics(row, converted[f"arm{index}"]))
-        for index, row in enumerate(by_arm)
+        ArmResult(
+            arm=row["arm"],
+            metrics=_metrics(row, converted_by_arm.get((row["arm"],), NO_CONVERSIONS)),
+        )
+        for row in by_arm
     ]
     names = dict(
         Segment.objects.filter(id__in={row["segment_id"] for row in segment_rows}).values_list(
@@ -397,9 +423,12 @@ def block_results(
                 segment_id=row["segment_id"],
                 segment_name=names.get(row["segment_id"], "?"),
                 arm=row["arm"],
-                metrics=_metrics(row, converted[f"seg{index}"]),
+                metrics=_metrics(
+                    row,
+                    converted_by_segment.get((row["segment_id"], row["arm"]), NO_CONVERSIONS),
+                ),
             )
-            for index, row in enumerate(segment_rows)
+            for row in segment_rows
         ),
         key=lambda result: (result.segment_name, result.arm),
     )
@@ -419,11 +448,11 @@ def block_results(
         since=since,
         until=until,
         window=config.window,
-        total=_metrics(total_exposure, converted["total"]),
+        total=_metrics(total_exposure, converted_total),
         arms=arms,
         control=control,
         lifts=lifts_against_control(arms, control, min_visitors=config.min_visitors),
         segments=segments,
-        daily=_daily(exposures, converting, any_exposure, since, until),
+        daily=_daily(exposures, config, since, until),
         impressions_by_via=by_via,
     )
