@@ -392,12 +392,14 @@ def block_results(
         segment_id=F("profile__memberships__segment_id")
     )
     segment_rows = _exposure_counts(in_segments, "segment_id", "arm")
-    window = {"since": since, "until": until, "config": config}
-    converted_total = _sum_pairs(_credited_pairs(exposures, **window), ()).get((), NO_CONVERSIONS)
-    converted_by_arm = _sum_pairs(_credited_pairs(exposures, "arm", **window), ("arm",))
-    converted_by_segment = _sum_pairs(
-        _credited_pairs(in_segments, "segment_id", "arm", **window), ("segment_id", "arm")
-    )
+
+    def credited(queryset: QuerySet[Event], *fields: str) -> dict[tuple[Any, ...], dict[str, Any]]:
+        pairs = _credited_pairs(queryset, *fields, since=since, until=until, config=config)
+        return _sum_pairs(pairs, fields)
+
+    converted_total = credited(exposures).get((), NO_CONVERSIONS)
+    converted_by_arm = credited(exposures, "arm")
+    converted_by_segment = credited(in_segments, "segment_id", "arm")
 
     total_exposure = exposures.aggregate(
         visitors=Count("profile_id", distinct=True),
