@@ -13,6 +13,7 @@ from markupsafe import Markup
 
 BAR_COLOUR = "#417690"  # the admin's header blue
 LINE_COLOURS = ("#417690", "#c0392b")
+MAX_LABEL = 38
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,11 @@ class Bar:
 
 def bar_chart(bars: Sequence[Bar], *, title: str, width: int = 480) -> Markup:
     """Horizontal bars, one row per label, scaled to the largest value."""
-    row, label_width, pad = 26, 130, 6
+    row, pad = 26, 6
+    # About 7 px per character at 12 px: room for the longest label, within limits.
+    longest = max((len(bar.label) for bar in bars), default=0)
+    label_width = min(max(7 * min(longest, MAX_LABEL) + 10, 60), 280)
+    width = max(width, label_width + 200)
     height = row * max(len(bars), 1) + 24
     top = max((bar.value for bar in bars), default=0.0) or 1.0
     span = width - label_width - 70
@@ -47,7 +52,7 @@ def bar_chart(bars: Sequence[Bar], *, title: str, width: int = 480) -> Markup:
                 '<text x="{vx:.1f}" y="{ty}" font-size="12" fill="currentColor">{text}</text>'
             ).format(
                 ty=y + row - pad - 6,
-                label=bar.label[:20],
+                label=bar.label[:MAX_LABEL],
                 x=label_width,
                 y=y + 2,
                 len=length,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from io import StringIO
 
@@ -11,6 +12,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
+from content.charts import Bar, bar_chart
 from content.measurement_report import InvalidPeriod, parse_period
 from content.models import Block
 from segments.models import Segment
@@ -135,3 +137,15 @@ def test_periods_are_read_in_hours_days_or_weeks(text: str, period: timedelta) -
 def test_periods_outside_a_year_or_malformed_are_refused(text: str) -> None:
     with pytest.raises(InvalidPeriod):
         parse_period(text)
+
+
+def test_chart_labels_are_escaped_and_bars_scale_to_the_largest_value() -> None:
+    svg = str(
+        bar_chart([Bar("<script>x</script>", 0.5, "50.0%"), Bar("b", 0.25, "25.0%")], title="T & U")
+    )
+
+    assert "<script>" not in svg
+    assert "&lt;script&gt;x&lt;/script&gt;" in svg
+    assert "<title>T &amp; U</title>" in svg
+    widths = re.findall(r'<rect x="\d+" y="\d+" width="([\d.]+)"', svg)
+    assert float(widths[0]) == 2 * float(widths[1])
