@@ -108,14 +108,12 @@ def _arm() -> Case:
     )
 
 
-def block_exposures(
-    *, block: Block, since: datetime, until: datetime, names: tuple[str, ...] | None = None
-) -> QuerySet[Event]:
+def block_exposures(*, block: Block, since: datetime, until: datetime) -> QuerySet[Event]:
     """The block's impression and click events in [since, until), each with its arm."""
     return (
         Event.objects.filter(
             type=Event.Type.TRACK,
-            name__in=names or (IMPRESSION_EVENT, CLICK_EVENT),
+            name__in=(IMPRESSION_EVENT, CLICK_EVENT),
             timestamp__gte=since,
             timestamp__lt=until,
         )
@@ -124,11 +122,12 @@ def block_exposures(
     )
 
 
-def _in_segment_at_exposure(prefix: str = "") -> Q:
-    """The exposure's profile was a member of the joined segment at the exposure's time."""
-    return Q(**{f"{prefix}profile__memberships__entered_at__lte": F(f"{prefix}timestamp")}) & (
-        Q(**{f"{prefix}profile__memberships__exited_at__isnull": True})
-        | Q(**{f"{prefix}profile__memberships__exited_at__gt": F(f"{prefix}timestamp")})
+def _in_segment_at_exposure() -> Q:
+    """The exposure's profile was a member of the joined segment at the exposure's time
+    (one Q, so that both conditions apply to the same membership row)."""
+    return Q(profile__memberships__entered_at__lte=F("timestamp")) & (
+        Q(profile__memberships__exited_at__isnull=True)
+        | Q(profile__memberships__exited_at__gt=F("timestamp"))
     )
 
 
