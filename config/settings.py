@@ -82,6 +82,8 @@ MIDDLEWARE = [
     "simple_history.middleware.HistoryRequestMiddleware",
     # A staff editor previewing the site as an audience cannot write through the site.
     "content.preview.PreviewReadOnlyMiddleware",
+    # After the visitor: writes the impressions a page's slots recorded, once per request.
+    "content.measurement.ImpressionMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -349,6 +351,19 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "p13n@localhost")
 P13N_PREVIEW_MAX_AGE = env_int("P13N_PREVIEW_MAX_AGE", 8 * 3600)
 # Audit log rows per admin page.
 P13N_AUDIT_PAGE_SIZE = env_int("P13N_AUDIT_PAGE_SIZE", 50)
+# --- Block measurement (content.measurement) -------------------------------------
+# Impressions the server delivers (page slots, block API) are recorded as
+# `block_impression` events, one write per request.
+MEASUREMENT_RECORD_SERVER_IMPRESSIONS = env_bool(
+    "MEASUREMENT_RECORD_SERVER_IMPRESSIONS", default=True
+)
+# Events that count as conversions, and the property holding their revenue.
+MEASUREMENT_CONVERSION_EVENTS = env_list("MEASUREMENT_CONVERSION_EVENTS", "order_completed")
+MEASUREMENT_REVENUE_PROPERTY = env_str("MEASUREMENT_REVENUE_PROPERTY", "revenue")
+# A conversion is credited to every block the visitor saw this many hours before it.
+MEASUREMENT_WINDOW_HOURS = env_int("MEASUREMENT_WINDOW_HOURS", 7 * 24)
+# Below this many visitors in an arm (variant or control), no verdict is given.
+MEASUREMENT_MIN_VISITORS = env_int("MEASUREMENT_MIN_VISITORS", 100)
 
 LOGGING = {
     "version": 1,

@@ -7,12 +7,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.urls import reverse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from simple_history.admin import SimpleHistoryAdmin
 
+from content.measurement_admin import block_results_view
 from content.models import Block, BlockVariant, Item, ItemSimilarity, Slot
 from content.reach import block_reach
 from content.rendering import BlockTemplateError, check_template, sanitize_html
@@ -154,9 +155,10 @@ class BlockAdmin(SimpleHistoryAdmin):
         "is_default",
         "targets",
         "holdout_percent",
+        "results_link",
     )
     list_filter = ("slot", StateFilter, "status", "is_default")
-    readonly_fields = ("reach", "preview")
+    readonly_fields = ("reach", "preview", "results_link")
     actions = ["show_reach"]
     search_fields = ("title", "key")
     filter_horizontal = ("segments", "excluded_segments")
@@ -204,6 +206,22 @@ class BlockAdmin(SimpleHistoryAdmin):
     def show_reach(self, request: HttpRequest, queryset: QuerySet[Block]) -> None:
         for block in queryset.prefetch_related("segments", "excluded_segments"):
             messages.info(request, f"{block.key}: {block_reach(block=block)}")
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(
+            lambda request, object_id: block_results_view(self, request, object_id)
+        )
+        return [
+            path("<int:object_id>/results/", view, name="content_block_results"),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="results")
+    def results_link(self, block: Block) -> str:
+        if block.pk is None:
+            return "—"
+        url = reverse("admin:content_block_results", args=[block.pk])
+        return format_html('<a href="{}">Results</a>', url)
 
     def save_model(self, request: HttpRequest, obj: Block, form: Any, change: bool) -> None:
         obj.updated_at = timezone.now()

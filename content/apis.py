@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from content.measurement import record_api_impressions
 from content.preview import preview_for_request
 from content.selection import MAX_SLOTS, is_slot_name
 from content.selectors import blocks_for_profile, blocks_for_segments
@@ -104,6 +105,9 @@ class BlocksApi(APIView):
         else:
             blocks = blocks_for_profile(profile_id=profile_id, slots=slots, visitor=visitor)
             segments = current_segment_slugs(profile_id=profile_id)
+            record_api_impressions(
+                request._request, profile_id=profile_id, blocks=blocks, debug=debug
+            )
         response = Response(
             {
                 "segments": segments,

@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from jinja2 import pass_context
 from markupsafe import Markup
 
+from content import measurement
 from content.preview import audience_for_request
 from content.selectors import RenderedBlock, blocks_for_segments
 
@@ -28,6 +29,8 @@ def slot(context: Any, name: str) -> Markup:
         segment_slugs=audience.segment_slugs,
         visitor=getattr(request, "visitor", None),
     )[name]
+    if audience.preview is None:  # an editor's preview is not an impression
+        measurement.note_impressions(request, blocks, via="ssr")
     keys = " ".join(block.key for block in blocks)
     # The attributes static/p13n/slots.js reports in block_impression / block_clicked.
     inner = Markup("").join(

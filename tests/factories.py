@@ -184,3 +184,41 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     profile = factory.SubFactory(ProfileFactory)
     segment = factory.SubFactory(SegmentFactory)
     entered_at = factory.LazyFunction(timezone.now)
+    exited_at = None
+
+
+class BlockImpressionFactory(EventFactory):
+    """A ``block_impression`` event as the measurement contract defines it."""
+
+    class Params:
+        block = factory.SubFactory(BlockFactory)
+        variant = ""
+        holdout = False
+        via = "ssr"
+
+    name = "block_impression"
+    properties = factory.LazyAttribute(  # type: ignore[assignment]
+        lambda event: {
+            "block_id": event.block.pk,
+            "block_key": event.block.key,
+            "slot": event.block.slot,
+            "variant": event.variant,
+            "holdout": event.holdout,
+            "via": event.via,
+        }
+    )
+
+
+class BlockClickFactory(BlockImpressionFactory):
+    name = "block_clicked"
+    via = "component"
+
+
+class ConversionFactory(EventFactory):
+    class Params:
+        revenue = 0.0
+
+    name = "order_completed"
+    properties = factory.LazyAttribute(  # type: ignore[assignment]
+        lambda event: {"revenue": event.revenue}
+    )

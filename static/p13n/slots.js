@@ -61,7 +61,8 @@
       block_key: el.getAttribute("data-p13n-block") || "",
       slot: slot ? slot.getAttribute("name") || "" : "",
       variant: el.getAttribute("data-p13n-variant") || "",
-      holdout: el.getAttribute("data-p13n-holdout") === "true"
+      holdout: el.getAttribute("data-p13n-holdout") === "true",
+      via: "component"
     };
   }
 
@@ -183,7 +184,8 @@
   function poll() {
     var names = slotNames();
     if (!names.length) return;
-    var query = names.map(function (n) { return "slot=" + encodeURIComponent(n); }).join("&");
+    // impressions=client: this component reports what is seen; the API must not count it too.
+    var query = names.map(function (n) { return "slot=" + encodeURIComponent(n); }).join("&") + "&impressions=client";
     window.fetch(live.options.apiBase + "/api/v1/blocks?" + query, { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (data) { if (data) apply({ type: "update", slots: data.slots, segments: data.segments }); })

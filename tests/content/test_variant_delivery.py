@@ -4,6 +4,7 @@ live socket deliver them: the same assignment everywhere, sticky across a visito
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -241,8 +242,10 @@ async def test_the_live_push_carries_each_blocks_variant_and_holdout() -> None:
 
 
 def test_blocks_without_variants_cost_no_extra_query_and_variants_cost_two(
-    sale: Block, django_assert_num_queries: DjangoAssertNumQueries
+    sale: Block, django_assert_num_queries: DjangoAssertNumQueries, settings: Any
 ) -> None:
+    # Selection alone: recording impressions has its own budget (test_measurement_recording).
+    settings.MEASUREMENT_RECORD_SERVER_IMPRESSIONS = False
     BlockFactory.create(slot="promo", key="promo-plain")
     resolve_profile(anonymous_id=IN_A)
     client = _cookie(IN_A)

@@ -194,11 +194,17 @@ def test_block_impressions_and_clicks_are_recorded_as_events(
     # The event contract measurement reads (docs/variants.md), with these exact types.
     hero = {"block_id": ids["hero-welcome"], "block_key": "hero-welcome", "slot": "hero"}
     promo = {"block_id": ids["promo-shipping"], "block_key": "promo-shipping", "slot": "promo"}
-    assert ("block_clicked", {**hero, "variant": "", "holdout": False, "href": "/shop/"}) in rows
-    assert ("block_impression", {**hero, "variant": "", "holdout": False}) in rows
-    assert ("block_impression", {**promo, "variant": promo_variant, "holdout": False}) in rows
+    seen = {**hero, "variant": "", "holdout": False, "via": "component"}
+    assert ("block_clicked", {**seen, "href": "/shop/"}) in rows
+    assert ("block_impression", seen) in rows
+    assert (
+        "block_impression",
+        {**promo, "variant": promo_variant, "holdout": False, "via": "component"},
+    ) in rows
+    # The server recorded what it rendered, in the same shape, marked as such.
+    assert ("block_impression", {**hero, "variant": "", "holdout": False, "via": "ssr"}) in rows
     # Pages visited after the click report theirs too, always in the same shape.
-    contract = frozenset({"block_id", "block_key", "slot", "variant", "holdout"})
+    contract = frozenset({"block_id", "block_key", "slot", "variant", "holdout", "via"})
     assert {(name, frozenset(properties) - {"href"}) for name, properties in rows} == {
         ("block_clicked", contract),
         ("block_impression", contract),
