@@ -225,7 +225,7 @@ def ingest_messages(
             profile_ids={
                 profiles[(m.anonymous_id, m.user_id)].pk
                 for m in messages
-                if m.name in watched.event_names or (watched.uses_traits and m.type == "identify")
+                if watched.reads(name=m.name, kind=m.type)
             }
         )
     return result
