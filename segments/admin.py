@@ -199,4 +199,4 @@ class ProfileScoreInline(admin.TabularInline[ProfileScore, Profile]):
 # scores inline to it from here, keeping whatever it already shows.
 _profile_admin = admin.site._registry.get(Profile)
 if _profile_admin is not None and ProfileScoreInline not in _profile_admin.inlines:
-    _profile_admin.inlines = [*_profile_admin.inlines, ProfileScoreInline]
+    _profile_admin.inlines = [*_profile_admin.inlines, ProfileScoreInline]  # type: ignore[misc]

@@ -9,9 +9,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
-from django.db.models import QuerySet
-
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from personalize.models import Event, Profile, Session
 from segments.models import Membership, ProfileScore, Score, Segment
@@ -66,9 +64,7 @@ class ScoreRow:
 
 def active_score_definitions() -> list[ScoreRow]:
     return [
-        ScoreRow(
-            id=s.id, slug=s.slug, name=s.name, definition=criteria_from_json(s.criteria)
-        )
+        ScoreRow(id=s.id, slug=s.slug, name=s.name, definition=criteria_from_json(s.criteria))
         for s in Score.objects.filter(is_active=True).only("id", "slug", "name", "criteria")
     ]
 
@@ -143,10 +139,7 @@ def lookback(rules: Iterable[Rule]) -> timedelta | None:
 def session_lookback(rules: Iterable[Rule]) -> timedelta | None:
     """How far back session starts matter for ``rules``; None means all of history."""
     return _longest(
-        _reach(m.window)
-        for rule in rules
-        for m in measures(rule)
-        if isinstance(m, SessionMeasure)
+        _reach(m.window) for rule in rules for m in measures(rule) if isinstance(m, SessionMeasure)
     )
 
 
@@ -167,9 +160,7 @@ def _record(row: tuple[int, str, datetime, Any, Any]) -> tuple[int, EventRecord]
     return pk, EventRecord(name=name, timestamp=ts, properties=props or {}, context=ctx or {})
 
 
-def _context_events(
-    *, profile: Profile, fields: set[str], now: datetime
-) -> dict[int, EventRecord]:
+def _context_events(*, profile: Profile, fields: set[str], now: datetime) -> dict[int, EventRecord]:
     """For context shortcuts: each field's latest carrier at or before ``now``, and
     every event after ``now`` (a later carrier takes over when its time comes)."""
     found: dict[int, EventRecord] = {}

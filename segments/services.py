@@ -114,7 +114,9 @@ def _reject_cycles(start: str, graph: dict[str, set[str]], field: str) -> None:
                 n.split(":", 1)[1] if n.startswith("segment:") else f"score({n.split(':', 1)[1]})"
                 for n in loop
             )
-            what = "segments" if all(n.startswith("segment:") for n in loop) else "segments and scores"
+            what = (
+                "segments" if all(n.startswith("segment:") for n in loop) else "segments and scores"
+            )
             raise RuleError(field, f"{what} refer to each other in a cycle: {cycle}")
         path.append(node)
         for child in sorted(graph.get(node, set())):
@@ -168,9 +170,9 @@ def request_score_recompute(*, score: Score) -> None:
     """A changed score: every profile is due (the sweep recomputes them in batches, which
     stores the new values), and segments comparing the score are recomputed in batch."""
     now = timezone.now()
-    Profile.objects.filter(Q(next_evaluation_at__isnull=True) | Q(next_evaluation_at__gt=now)).update(
-        next_evaluation_at=now
-    )
+    Profile.objects.filter(
+        Q(next_evaluation_at__isnull=True) | Q(next_evaluation_at__gt=now)
+    ).update(next_evaluation_at=now)
     for segment in Segment.objects.filter(is_active=True).only("id", "rule"):
         if score.slug in referenced_scores(segment.parsed_rule()):
             request_segment_recompute(segment_id=segment.pk)
@@ -236,9 +238,7 @@ def recompute_profile(*, profile_id: int, now: datetime | None = None) -> Member
             for d in definitions
         }
         score_results = {
-            row.id: evaluate_score(
-                row.slug, snapshot, now, rules_by_slug, scores=scores_by_slug
-            )
+            row.id: evaluate_score(row.slug, snapshot, now, rules_by_slug, scores=scores_by_slug)
             for row in score_rows
         }
         _store_scores(profile_id=profile_id, results=score_results, now=now)
@@ -268,11 +268,9 @@ def recompute_profile(*, profile_id: int, now: datetime | None = None) -> Member
             )
             membership.save(update_fields=["exited_at", "exit_reason"])
 
-        next_times = [
-            r.next_change_at
-            for r in [*results.values(), *score_results.values()]
-            if r.next_change_at is not None
-        ]
+        changes = [r.next_change_at for r in results.values()]
+        changes += [r.next_change_at for r in score_results.values()]
+        next_times = [moment for moment in changes if moment is not None]
         next_evaluation_at = min(next_times) if next_times else None
         Profile.objects.filter(pk=profile_id).update(next_evaluation_at=next_evaluation_at)
 

@@ -665,7 +665,9 @@ def measure_text(measure: Measure) -> str:
     if isinstance(measure, SessionMeasure):
         what = "sessions" if measure.fn == "count" else f"{measure.fn} of session {measure.metric}"
         return f"{what} {window_text(measure.window)}"
-    what = measure.fn if measure.property is None else f"{measure.fn} of {'.'.join(measure.property)}"
+    what = (
+        measure.fn if measure.property is None else f"{measure.fn} of {'.'.join(measure.property)}"
+    )
     return f"{what} of {_matcher_text(measure.matcher)} {window_text(measure.window)}"
 
 
@@ -742,4 +744,3 @@ def evaluate_score(
             # Not settled within the probes: look again from there.
             next_change_at = candidates[MAX_CHANGE_PROBES - 1]
     return ScoreEvaluation(value=value, next_change_at=next_change_at, criteria=tuple(outcomes))
-

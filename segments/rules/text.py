@@ -412,7 +412,9 @@ class _ToTree(Transformer[Token, Rule]):
 
     def aggregate(self, measure: dict[str, Any], comparison: _NumberComparison) -> Rule:
         source = measure.pop("source")
-        if comparison.duration and not (source == "sessions" and measure.get("metric") == "duration"):
+        if comparison.duration and not (
+            source == "sessions" and measure.get("metric") == "duration"
+        ):
             raise RuleSyntaxError(
                 comparison.line,
                 comparison.column,
@@ -430,7 +432,13 @@ class _ToTree(Transformer[Token, Rule]):
         factor = rest[0] if len(rest) == 2 else 1
         right = rest[-1]
         return rule_from_json(
-            {"type": "trend", "left": left, "op": _OPERATORS[str(op)], "factor": factor, "right": right}
+            {
+                "type": "trend",
+                "left": left,
+                "op": _OPERATORS[str(op)],
+                "factor": factor,
+                "right": right,
+            }
         )
 
     def context(self, name: Token, comparison: Comparison) -> Rule:
@@ -668,9 +676,7 @@ def _text(rule: Rule) -> str:
         return f"{_measure_text(rule.measure)} {comparison}"
     if isinstance(rule, Trend):
         factor = "" if rule.factor == 1 else f"{_value_text(rule.factor)} * "
-        return (
-            f"{_measure_text(rule.left)} {_SYMBOLS[rule.op]} {factor}{_measure_text(rule.right)}"
-        )
+        return f"{_measure_text(rule.left)} {_SYMBOLS[rule.op]} {factor}{_measure_text(rule.right)}"
     if isinstance(rule, ContextCondition):
         return f"{rule.field} {_comparison_text(rule.op, rule.value)}"
     if isinstance(rule, ScoreCondition):

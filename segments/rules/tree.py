@@ -223,9 +223,7 @@ class Trend:
 
 
 # Readable shortcuts for the value on the profile's latest event that carries it.
-ContextField = Literal[
-    "device", "country", "referrer", "utm_source", "utm_medium", "utm_campaign"
-]
+ContextField = Literal["device", "country", "referrer", "utm_source", "utm_medium", "utm_campaign"]
 CONTEXT_FIELDS: frozenset[str] = frozenset(ContextField.__args__)  # type: ignore[attr-defined]
 # Context values are strings: these are the operators that mean something on them.
 CONTEXT_OPERATORS: frozenset[str] = frozenset(

@@ -1,6 +1,7 @@
 """Weighted scores: validated like segments, computed on recompute, stored and shown."""
 
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import pytest
 from rest_framework.test import APIClient
@@ -27,7 +28,7 @@ CRITERIA = criteria_from_text(
 
 
 def engaged_profile() -> Profile:
-    profile = ProfileFactory()
+    profile = cast(Profile, ProfileFactory())
     EventFactory(profile=profile, name="email_opened", timestamp=NOW - 29 * D)
     EventFactory(profile=profile, name="page", type=Event.Type.PAGE, timestamp=NOW - 6 * D)
     EventFactory(
@@ -59,8 +60,10 @@ def test_recompute_stores_the_score_and_when_it_next_changes() -> None:
 
 def test_a_segment_uses_a_score_threshold() -> None:
     score_save(slug="engagement", name="Engagement", criteria=CRITERIA)
-    segment = segment_save(slug="engaged", name="Engaged", rule=text_to_json("score(engagement) >= 20"))
-    engaged, idle = engaged_profile(), ProfileFactory()
+    segment = segment_save(
+        slug="engaged", name="Engaged", rule=text_to_json("score(engagement) >= 20")
+    )
+    engaged, idle = engaged_profile(), cast(Profile, ProfileFactory())
 
     recompute_profile(profile_id=engaged.pk, now=NOW)
     recompute_profile(profile_id=idle.pk, now=NOW)

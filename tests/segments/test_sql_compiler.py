@@ -42,19 +42,19 @@ from segments.rules.tree import (
     EventMeasure,
     InSegment,
     Measure,
-    ScoreCondition,
-    ScoreDefinition,
-    SessionAggregate,
-    SessionMeasure,
-    Trend,
     Not,
     Operator,
     Or,
     PropertyFilter,
     Recency,
     Rule,
+    ScoreCondition,
+    ScoreDefinition,
     Sequence,
+    SessionAggregate,
+    SessionMeasure,
     TraitCondition,
+    Trend,
     Value,
     Window,
 )
@@ -183,9 +183,7 @@ def member_ids(request: pytest.FixtureRequest, db: None) -> MemberIds:
         rule: Rule, segments: Mapping[str, Rule], now: datetime, scores: Scores | None = None
     ) -> set[int]:
         copy_rows_to(conn)
-        query = compile_rule(
-            rule, now=now, segments=segments, vendor="postgresql", scores=scores
-        )
+        query = compile_rule(rule, now=now, segments=segments, vendor="postgresql", scores=scores)
         return {row[0] for row in conn.execute(query.sql, query.params).fetchall()}
 
     return on_postgresql
@@ -586,7 +584,10 @@ def context_conditions(draw: st.DrawFn) -> ContextCondition:
     op: Operator = draw(st.sampled_from(sorted(CONTEXT_OPERATORS)))
     value: Value = None
     if op in {"in", "not_in"}:
-        value = draw(st.lists(st.sampled_from(CONTEXT_TEXTS), max_size=3))
+        texts: list[str | int | float | bool | None] = draw(
+            st.lists(st.sampled_from(CONTEXT_TEXTS), max_size=3)
+        )
+        value = texts
     elif op not in {"exists", "not_exists"}:
         value = draw(st.sampled_from(CONTEXT_TEXTS))
     return ContextCondition(name, op, value)
@@ -747,7 +748,7 @@ D = timedelta(days=1)
 
 
 def build_visits() -> dict[str, int]:
-    """"loyal": three sessions this week (2m, 10m and 0s) and six the week before;
+    """ "loyal": three sessions this week (2m, 10m and 0s) and six the week before;
     "new": one long session yesterday from a phone in France via the newsletter;
     "quiet": nothing at all."""
     profiles = {label: make_profile({}) for label in ("loyal", "new", "quiet")}

@@ -159,9 +159,7 @@ session_aggregates = st.builds(
     measure=session_measures,
     op=st.sampled_from(("eq", "lt", "gte", "between")),
     value=st.sampled_from((0, 1, 2, 1800, 3600)),
-).map(
-    lambda r: SessionAggregate(r.measure, r.op, [1, 2]) if r.op == "between" else r
-)
+).map(lambda r: SessionAggregate(r.measure, r.op, [1, 2]) if r.op == "between" else r)
 trends = st.builds(
     Trend,
     left=st.one_of(session_measures, event_measures),
