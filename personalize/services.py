@@ -133,7 +133,7 @@ def ingest_messages(
             profile_ids={
                 profile_id
                 for m, profile_id in zip(messages, profile_ids, strict=True)
-                if m.name in watched.event_names or (watched.uses_traits and m.type == "identify")
+                if watched.reads(name=m.name, kind=m.type)
             }
         )
     quality.record_ingest(

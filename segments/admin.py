@@ -8,10 +8,16 @@ from django.contrib import admin
 from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
-from segments.models import Membership, Segment
+from personalize.models import Profile
+from segments.models import Membership, ProfileScore, Score, Segment
 from segments.rules import RuleError
-from segments.rules.text import json_to_text, text_to_json
-from segments.services import request_segment_recompute, validate_segment_rule
+from segments.rules.text import criteria_from_text, criteria_to_text, json_to_text, text_to_json
+from segments.services import (
+    request_score_recompute,
+    request_segment_recompute,
+    validate_score_criteria,
+    validate_segment_rule,
+)
 
 
 class SegmentForm(forms.ModelForm):
@@ -104,3 +110,96 @@ class MembershipAdmin(admin.ModelAdmin[Membership]):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+class ScoreForm(forms.ModelForm):
+    criteria_text = forms.CharField(
+        label="Criteria (text)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 90, "style": "font-family: monospace"}),
+        help_text=(
+            "One criterion per line: points, a colon, a rule. e.g. "
+            "10: count(email_opened, last 30d) >= 1. Edit either this or the JSON below; "
+            "a changed text wins."
+        ),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["criteria"].required = False
+        if self.instance.pk and self.instance.criteria:
+            try:
+                self.initial["criteria_text"] = criteria_to_text(self.instance.criteria)
+            except RuleError:
+                self.initial["criteria_text"] = ""
+
+    class Meta:
+        model = Score
+        fields = ("name", "slug", "description", "criteria", "is_active")
+        widgets = {
+            "criteria": forms.Textarea(
+                attrs={"rows": 12, "cols": 90, "style": "font-family: monospace"}
+            )
+        }
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        slug = cleaned.get("slug")
+        text = (cleaned.get("criteria_text") or "").strip()
+        if text and text != (self.initial.get("criteria_text") or "").strip():
+            try:
+                cleaned["criteria"] = criteria_from_text(text)
+            except RuleError as exc:
+                self.add_error("criteria_text", f"{exc.path}: {exc.reason}")
+                return cleaned
+        if not text and not cleaned.get("criteria"):
+            self.add_error("criteria", "write the criteria, as text or as JSON")
+            return cleaned
+        if slug and "criteria" in cleaned:
+            try:
+                cleaned["criteria"] = validate_score_criteria(
+                    slug=slug, criteria=cleaned["criteria"]
+                )
+            except RuleError as exc:
+                self.add_error("criteria", f"{exc.path}: {exc.reason}")
+        return cleaned
+
+
+@admin.register(Score)
+class ScoreAdmin(admin.ModelAdmin[Score]):
+    form = ScoreForm
+    fields = ("name", "slug", "description", "criteria_text", "criteria", "is_active")
+    list_display = ("name", "slug", "is_active", "updated_at")
+    list_filter = ("is_active",)
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+
+    def save_model(self, request: HttpRequest, obj: Score, form: Any, change: bool) -> None:
+        from django.utils import timezone
+
+        obj.updated_at = timezone.now()
+        super().save_model(request, obj, form, change)
+        request_score_recompute(score=obj)
+
+
+class ProfileScoreInline(admin.TabularInline[ProfileScore, Profile]):
+    model = ProfileScore
+    extra = 0
+    can_delete = False
+    fields = ("score", "value", "held", "updated_at")
+    readonly_fields = fields
+    verbose_name_plural = "scores (as of the last recompute)"
+
+    @admin.display(description="criteria that held")
+    def held(self, row: ProfileScore) -> str:
+        return "; ".join(c["text"] for c in row.criteria if c.get("held")) or "none"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# The profile admin lives in personalize (which must not import segments): add the
+# scores inline to it from here, keeping whatever it already shows.
+_profile_admin = admin.site._registry.get(Profile)
+if _profile_admin is not None and ProfileScoreInline not in _profile_admin.inlines:
+    _profile_admin.inlines = [*_profile_admin.inlines, ProfileScoreInline]  # type: ignore[misc]

@@ -170,12 +170,23 @@ class ProfileSegmentsApi(_Base):
     def get(self, request: Request) -> Response:
         profile = profile_named_by(request.query_params)
         memberships = selectors.current_memberships(profile_id=profile.pk)
+        scores = selectors.profile_scores(profile_id=profile.pk)
         return Response(
             {
                 "profile_id": profile.pk,
                 "segments": [
                     {"slug": m.segment.slug, "name": m.segment.name, "entered_at": m.entered_at}
                     for m in memberships
+                ],
+                "scores": [
+                    {
+                        "slug": s.score.slug,
+                        "name": s.score.name,
+                        "value": s.value,
+                        "criteria": s.criteria,
+                        "updated_at": s.updated_at,
+                    }
+                    for s in scores
                 ],
             }
         )

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from personalize.models import Event, Profile
-from segments.models import Membership, Segment
+from personalize.models import Event, Profile, Session
+from segments.models import Membership, ProfileScore, Score, Segment
 from segments.rules import (
     EventRecord,
     ProfileSnapshot,
@@ -20,8 +21,22 @@ from segments.rules import (
     rule_from_json,
     uses_traits,
 )
+from segments.rules.evaluate import SessionRecord, context_value
+from segments.rules.schema import criteria_from_json
 from segments.rules.sql import Vendor, compile_rule
-from segments.rules.tree import Aggregate, Recency, Sequence, walk
+from segments.rules.tree import (
+    Aggregate,
+    EventMeasure,
+    Recency,
+    ScoreDefinition,
+    Sequence,
+    SessionMeasure,
+    Window,
+    context_fields,
+    measures,
+    reads_every_event,
+    walk,
+)
 
 
 @dataclass(frozen=True)
@@ -40,64 +55,203 @@ def active_segment_definitions() -> list[SegmentDefinition]:
 
 
 @dataclass(frozen=True)
+class ScoreRow:
+    id: int
+    slug: str
+    name: str
+    definition: ScoreDefinition
+
+
+def active_score_definitions() -> list[ScoreRow]:
+    return [
+        ScoreRow(id=s.id, slug=s.slug, name=s.name, definition=criteria_from_json(s.criteria))
+        for s in Score.objects.filter(is_active=True).only("id", "slug", "name", "criteria")
+    ]
+
+
+def criteria_rules(scores: Iterable[ScoreRow]) -> dict[str, Rule]:
+    """Every score criterion as a named rule, for what a snapshot must load."""
+    return {
+        f"score:{row.slug}#{index}": criterion.rule
+        for row in scores
+        for index, criterion in enumerate(row.definition.criteria)
+    }
+
+
+@dataclass(frozen=True)
 class SegmentInputs:
-    """What the active segments read: events by name, and whether any reads traits."""
+    """What the active segments and scores read: events by name, whether any reads
+    traits, and whether any reads events of every name (sessions, context)."""
 
     event_names: frozenset[str]
     uses_traits: bool
+    reads_every_event: bool = False
+
+    def reads(self, *, name: str, kind: str) -> bool:
+        """Whether an event of this name and call type can change a membership or score."""
+        return (
+            self.reads_every_event
+            or name in self.event_names
+            or (self.uses_traits and kind == "identify")
+        )
 
 
 def segment_inputs() -> SegmentInputs:
     names: set[str] = set()
-    traits = False
-    for definition in active_segment_definitions():
-        names |= referenced_events(definition.rule)
-        traits = traits or uses_traits(definition.rule)
-    return SegmentInputs(event_names=frozenset(names), uses_traits=traits)
+    traits = every = False
+    rules = [d.rule for d in active_segment_definitions()]
+    rules.extend(criteria_rules(active_score_definitions()).values())
+    for rule in rules:
+        names |= referenced_events(rule)
+        traits = traits or uses_traits(rule)
+        every = every or reads_every_event(rule)
+    return SegmentInputs(event_names=frozenset(names), uses_traits=traits, reads_every_event=every)
+
+
+def _reach(window: Window, extra: timedelta = timedelta(0)) -> timedelta | None:
+    return None if window.oldest_age is None else window.oldest_age + extra
+
+
+def _longest(reaches: Iterable[timedelta | None]) -> timedelta | None:
+    longest = timedelta(0)
+    for reach in reaches:
+        if reach is None:
+            return None
+        longest = max(longest, reach)
+    return longest
 
 
 def lookback(rules: Iterable[Rule]) -> timedelta | None:
     """How far back events matter for ``rules``; None means all of history."""
-    longest = timedelta(0)
+    reaches: list[timedelta | None] = []
     for rule in rules:
         for node in walk(rule):
             if isinstance(node, Recency):
                 return None
-            if isinstance(node, Aggregate | Sequence):
-                if node.window.oldest_age is None:
-                    return None
-                extra = node.within if isinstance(node, Sequence) else timedelta(0)
-                longest = max(longest, node.window.oldest_age + extra)
-    return longest
+            if isinstance(node, Aggregate):
+                reaches.append(_reach(node.window))
+            elif isinstance(node, Sequence):
+                reaches.append(_reach(node.window, node.within))
+        reaches.extend(_reach(m.window) for m in measures(rule) if isinstance(m, EventMeasure))
+    return _longest(reaches)
+
+
+def session_lookback(rules: Iterable[Rule]) -> timedelta | None:
+    """How far back session starts matter for ``rules``; None means all of history."""
+    return _longest(
+        _reach(m.window) for rule in rules for m in measures(rule) if isinstance(m, SessionMeasure)
+    )
+
+
+# Where each context shortcut may be carried, to narrow the search for the latest carrier.
+_CONTEXT_KEYS: dict[str, list[str]] = {
+    "device": ["context__device__type", "context__userAgent"],
+    "country": ["context__location__country"],
+    "referrer": ["context__page__referrer", "context__referrer__url"],
+    "utm_source": ["context__campaign__source"],
+    "utm_medium": ["context__campaign__medium"],
+    "utm_campaign": ["context__campaign__name"],
+}
+_EVENT_FIELDS = ("id", "name", "timestamp", "properties", "context")
+
+
+def _record(row: tuple[int, str, datetime, Any, Any]) -> tuple[int, EventRecord]:
+    pk, name, ts, props, ctx = row
+    return pk, EventRecord(name=name, timestamp=ts, properties=props or {}, context=ctx or {})
+
+
+def _context_events(*, profile: Profile, fields: set[str], now: datetime) -> dict[int, EventRecord]:
+    """For context shortcuts: each field's latest carrier at or before ``now``, and
+    every event after ``now`` (a later carrier takes over when its time comes)."""
+    found: dict[int, EventRecord] = {}
+    later = Event.objects.filter(profile=profile, timestamp__gt=now)
+    found.update(_record(row) for row in later.values_list(*_EVENT_FIELDS))
+    for field in sorted(fields):
+        maybe = Q()
+        for key in _CONTEXT_KEYS[field]:
+            maybe |= Q(**{f"{key}__isnull": False})
+        candidates = (
+            Event.objects.filter(profile=profile, timestamp__lte=now)
+            .filter(maybe)
+            .order_by("-timestamp", "-id")
+            .values_list(*_EVENT_FIELDS)
+        )
+        for row in candidates.iterator(chunk_size=200):
+            pk, record = _record(row)
+            if context_value(field, record.context) is not None:
+                found[pk] = record
+                break
+    return found
+
+
+def profile_sessions(*, profile: Profile, since: datetime | None) -> list[SessionRecord]:
+    """The profile's sessions that started after ``since`` (all: None), oldest first."""
+    sessions = Session.objects.filter(profile=profile)
+    if since is not None:
+        sessions = sessions.filter(started_at__gt=since)
+    return [
+        SessionRecord(started_at=start, ended_at=end, events=events, pages=pages)
+        for start, end, events, pages in sessions.order_by("started_at", "id").values_list(
+            "started_at", "ended_at", "events", "pages"
+        )
+    ]
 
 
 def profile_snapshot(
-    *, profile: Profile, event_names: Iterable[str], since: datetime | None
+    *,
+    profile: Profile,
+    event_names: Iterable[str],
+    since: datetime | None,
+    extra_events: Mapping[int, EventRecord] | None = None,
+    sessions: list[SessionRecord] | None = None,
 ) -> ProfileSnapshot:
-    """The profile's traits and the events the rules can see, oldest first."""
+    """The profile's traits and the events the rules can see, oldest first (ties by id)."""
     events = Event.objects.filter(profile=profile, name__in=list(event_names))
     if since is not None:
         events = events.filter(timestamp__gt=since)
-    records = [
-        EventRecord(name=name, timestamp=ts, properties=props or {}, context=ctx or {})
-        for name, ts, props, ctx in events.order_by("timestamp", "id").values_list(
-            "name", "timestamp", "properties", "context"
-        )
-    ]
-    return ProfileSnapshot(traits=profile.traits or {}, events=records)
+    found = dict(_record(row) for row in events.values_list(*_EVENT_FIELDS))
+    found.update(extra_events or {})
+    ordered = sorted(found.items(), key=lambda item: (item[1].timestamp, item[0]))
+    return ProfileSnapshot(
+        traits=profile.traits or {},
+        events=[record for _, record in ordered],
+        sessions=sessions or [],
+    )
 
 
 def snapshot_for_rules(
     *, profile: Profile, rules: Mapping[str, Rule], now: datetime
 ) -> ProfileSnapshot:
     """The part of the profile's history ``rules`` can see at ``now``: only the
-    events they name, and only as far back as their longest window reaches."""
+    events they name, and only as far back as their longest window reaches; the
+    sessions their session metrics reach; for context shortcuts, the latest event
+    carrying each one (and any events after ``now``)."""
     names: set[str] = set()
+    fields: set[str] = set()
     for rule in rules.values():
         names |= referenced_events(rule)
+        fields |= context_fields(rule)
     reach = lookback(rules.values())
+    sessions: list[SessionRecord] = []
+    if any(isinstance(m, SessionMeasure) for rule in rules.values() for m in measures(rule)):
+        session_reach = session_lookback(rules.values())
+        sessions = profile_sessions(
+            profile=profile, since=None if session_reach is None else now - session_reach
+        )
     return profile_snapshot(
-        profile=profile, event_names=names, since=None if reach is None else now - reach
+        profile=profile,
+        event_names=names,
+        since=None if reach is None else now - reach,
+        extra_events=_context_events(profile=profile, fields=fields, now=now) if fields else None,
+        sessions=sessions,
+    )
+
+
+def profile_scores(*, profile_id: int) -> QuerySet[ProfileScore]:
+    return (
+        ProfileScore.objects.filter(profile_id=profile_id, score__is_active=True)
+        .select_related("score")
+        .order_by("score__name")
     )
 
 
@@ -150,7 +304,13 @@ def current_segment_slugs(*, profile_id: int | None) -> list[str]:
     )
 
 
-def segment_member_ids(*, rule: Rule, segments: Mapping[str, Rule], now: datetime) -> set[int]:
+def segment_member_ids(
+    *,
+    rule: Rule,
+    segments: Mapping[str, Rule],
+    now: datetime,
+    scores: Mapping[str, ScoreDefinition] | None = None,
+) -> set[int]:
     """Ids of all profiles matching ``rule`` at ``now``, in one set-based query."""
     vendor: Vendor
     if connection.vendor == "postgresql":
@@ -160,7 +320,7 @@ def segment_member_ids(*, rule: Rule, segments: Mapping[str, Rule], now: datetim
     else:
         # Only the two databases the product runs on have a segment SQL dialect.
         raise ImproperlyConfigured(f"segments need PostgreSQL or SQLite, not {connection.vendor}")
-    query = compile_rule(rule, now=now, segments=segments, vendor=vendor)
+    query = compile_rule(rule, now=now, segments=segments, vendor=vendor, scores=scores)
     with connection.cursor() as cursor:
         cursor.execute(query.sql, query.params)
         return {row[0] for row in cursor.fetchall()}

@@ -16,17 +16,23 @@ from django.utils import timezone
 
 from personalize.models import Event, Profile
 from segments import selectors
-from segments.models import Membership, Segment
+from segments.models import Membership, ProfileScore, Score, Segment
 from segments.rules import (
     Evaluation,
-    Rule,
     RuleError,
     evaluate,
     referenced_events,
     rule_from_json,
     rule_to_json,
 )
-from segments.rules.tree import referenced_segments
+from segments.rules.evaluate import ScoreEvaluation, evaluate_score
+from segments.rules.schema import criteria_from_json, criteria_to_json
+from segments.rules.tree import (
+    Rule,
+    reads_every_event,
+    referenced_scores,
+    referenced_segments,
+)
 from segments.signals import SegmentsChanged, memberships_changed
 
 logger = logging.getLogger(__name__)
@@ -55,27 +61,67 @@ class MembershipChange:
 # --- definitions ----------------------------------------------------------------------
 
 
+def _references(rules: Iterable[Rule]) -> set[str]:
+    """Graph nodes a rule points at: ``segment:<slug>`` and ``score:<slug>``."""
+    found: set[str] = set()
+    for rule in rules:
+        found |= {f"segment:{slug}" for slug in referenced_segments(rule)}
+        found |= {f"score:{slug}" for slug in referenced_scores(rule)}
+    return found
+
+
+def _reference_graph(*, skip: str) -> dict[str, set[str]]:
+    """Every other segment and score with what it refers to (``skip`` is being saved)."""
+    graph: dict[str, set[str]] = {}
+    for slug, data in Segment.objects.values_list("slug", "rule"):
+        if f"segment:{slug}" != skip:
+            graph[f"segment:{slug}"] = _references([rule_from_json(data)])
+    for slug, data in Score.objects.values_list("slug", "criteria"):
+        if f"score:{slug}" != skip:
+            rules = [c.rule for c in criteria_from_json(data).criteria]
+            graph[f"score:{slug}"] = _references(rules)
+    return graph
+
+
+def _check_references(node: str, rules: Iterable[Rule], field: str) -> None:
+    graph = _reference_graph(skip=node)
+    graph[node] = _references(rules)
+    for missing in sorted(graph[node] - set(graph)):
+        kind, slug = missing.split(":", 1)
+        raise RuleError(field, f"refers to {kind} {slug!r}, which does not exist")
+    _reject_cycles(node, graph, field)
+
+
 def validate_segment_rule(*, slug: str, rule: Any) -> dict[str, Any]:
     """The canonical JSON of ``rule``; raises RuleError naming the field at fault."""
     parsed = rule_from_json(rule)
-    known = dict(Segment.objects.exclude(slug=slug).values_list("slug", "rule"))
-    graph = {other: referenced_segments(rule_from_json(data)) for other, data in known.items()}
-    graph[slug] = referenced_segments(parsed)
-    for missing in sorted(graph[slug] - set(graph)):
-        raise RuleError("rule", f"refers to segment {missing!r}, which does not exist")
-    _reject_cycles(slug, graph)
+    _check_references(f"segment:{slug}", [parsed], "rule")
     return rule_to_json(parsed)
 
 
-def _reject_cycles(start: str, graph: dict[str, set[str]]) -> None:
+def validate_score_criteria(*, slug: str, criteria: Any) -> list[dict[str, Any]]:
+    """The canonical JSON of a score's criteria; raises RuleError naming the field."""
+    definition = criteria_from_json(criteria)
+    _check_references(f"score:{slug}", [c.rule for c in definition.criteria], "criteria")
+    return criteria_to_json(definition)
+
+
+def _reject_cycles(start: str, graph: dict[str, set[str]], field: str) -> None:
     path: list[str] = []
 
-    def visit(slug: str) -> None:
-        if slug in path:
-            cycle = " → ".join([*path[path.index(slug) :], slug])
-            raise RuleError("rule", f"segments refer to each other in a cycle: {cycle}")
-        path.append(slug)
-        for child in graph.get(slug, set()):
+    def visit(node: str) -> None:
+        if node in path:
+            loop = [*path[path.index(node) :], node]
+            cycle = " → ".join(
+                n.split(":", 1)[1] if n.startswith("segment:") else f"score({n.split(':', 1)[1]})"
+                for n in loop
+            )
+            what = (
+                "segments" if all(n.startswith("segment:") for n in loop) else "segments and scores"
+            )
+            raise RuleError(field, f"{what} refer to each other in a cycle: {cycle}")
+        path.append(node)
+        for child in sorted(graph.get(node, set())):
             visit(child)
         path.pop()
 
@@ -100,6 +146,38 @@ def segment_save(
     )
     request_segment_recompute(segment_id=segment.pk)
     return segment
+
+
+@transaction.atomic
+def score_save(
+    *, slug: str, name: str, criteria: Any, description: str = "", is_active: bool = True
+) -> Score:
+    """Create or update a weighted score by slug, after validating its criteria."""
+    canonical = validate_score_criteria(slug=slug, criteria=criteria)
+    score, _ = Score.objects.update_or_create(
+        slug=slug,
+        defaults={
+            "name": name,
+            "criteria": canonical,
+            "description": description,
+            "is_active": is_active,
+            "updated_at": timezone.now(),
+        },
+    )
+    request_score_recompute(score=score)
+    return score
+
+
+def request_score_recompute(*, score: Score) -> None:
+    """A changed score: every profile is due (the sweep recomputes them in batches, which
+    stores the new values), and segments comparing the score are recomputed in batch."""
+    now = timezone.now()
+    Profile.objects.filter(
+        Q(next_evaluation_at__isnull=True) | Q(next_evaluation_at__gt=now)
+    ).update(next_evaluation_at=now)
+    for segment in Segment.objects.filter(is_active=True).only("id", "rule"):
+        if score.slug in referenced_scores(segment.parsed_rule()):
+            request_segment_recompute(segment_id=segment.pk)
 
 
 # --- recompute ------------------------------------------------------------------------
@@ -152,6 +230,8 @@ def recompute_profile(*, profile_id: int, now: datetime | None = None) -> Member
     """Re-evaluate every active segment for one profile and write the differences."""
     definitions = selectors.active_segment_definitions()
     rules_by_slug = {d.slug: d.rule for d in definitions}
+    score_rows = selectors.active_score_definitions()
+    scores_by_slug = {row.slug: row.definition for row in score_rows}
 
     with transaction.atomic():
         profile = Profile.objects.select_for_update().filter(pk=profile_id).first()
@@ -160,10 +240,20 @@ def recompute_profile(*, profile_id: int, now: datetime | None = None) -> Member
         Profile.objects.filter(pk=profile_id).update(recompute_requested_at=None)
         # "now" is read under the profile lock, so no event committed before it is missed.
         now = now or timezone.now()
-        snapshot = selectors.snapshot_for_rules(profile=profile, rules=rules_by_slug, now=now)
+        snapshot = selectors.snapshot_for_rules(
+            profile=profile,
+            rules={**rules_by_slug, **selectors.criteria_rules(score_rows)},
+            now=now,
+        )
         results: dict[int, Evaluation] = {
-            d.id: evaluate(d.rule, snapshot, now, rules_by_slug) for d in definitions
+            d.id: evaluate(d.rule, snapshot, now, rules_by_slug, scores=scores_by_slug)
+            for d in definitions
         }
+        score_results = {
+            row.id: evaluate_score(row.slug, snapshot, now, rules_by_slug, scores=scores_by_slug)
+            for row in score_rows
+        }
+        _store_scores(profile_id=profile_id, results=score_results, now=now)
         open_memberships = {
             m.segment_id: m
             for m in Membership.objects.filter(profile_id=profile_id, exited_at__isnull=True)
@@ -190,7 +280,9 @@ def recompute_profile(*, profile_id: int, now: datetime | None = None) -> Member
             )
             membership.save(update_fields=["exited_at", "exit_reason"])
 
-        next_times = [r.next_change_at for r in results.values() if r.next_change_at is not None]
+        changes = [r.next_change_at for r in results.values()]
+        changes += [r.next_change_at for r in score_results.values()]
+        next_times = [moment for moment in changes if moment is not None]
         next_evaluation_at = min(next_times) if next_times else None
         Profile.objects.filter(pk=profile_id).update(next_evaluation_at=next_evaluation_at)
 
@@ -206,6 +298,30 @@ def recompute_profile(*, profile_id: int, now: datetime | None = None) -> Member
         if change.changed:
             transaction.on_commit(partial(_announce, change))
     return change
+
+
+def _store_scores(*, profile_id: int, results: dict[int, ScoreEvaluation], now: datetime) -> None:
+    """Upsert the profile's score values; drop values of scores no longer active."""
+    rows = [
+        ProfileScore(
+            profile_id=profile_id,
+            score_id=score_id,
+            value=result.value,
+            criteria=[{"text": c.text, "held": c.held} for c in result.criteria],
+            updated_at=now,
+        )
+        for score_id, result in results.items()
+        if result.value is not None
+    ]
+    ProfileScore.objects.filter(profile_id=profile_id).exclude(
+        score_id__in=[row.score_id for row in rows]
+    ).delete()
+    ProfileScore.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["profile", "score"],
+        update_fields=["value", "criteria", "updated_at"],
+    )
 
 
 def _reasons(evaluation: Evaluation) -> list[dict[str, Any]]:
@@ -277,11 +393,15 @@ def recompute_segment(
     """
     now = now or timezone.now()
     definitions = {d.slug: d for d in selectors.active_segment_definitions()}
+    scores = {row.slug: row.definition for row in selectors.active_score_definitions()}
     segment = Segment.objects.get(pk=segment_id)
     rule = segment.parsed_rule()
     if segment.is_active:
         member_ids = selectors.segment_member_ids(
-            rule=rule, segments={slug: d.rule for slug, d in definitions.items()}, now=now
+            rule=rule,
+            segments={slug: d.rule for slug, d in definitions.items()},
+            now=now,
+            scores=scores,
         )
     else:
         member_ids = set()
@@ -338,15 +458,20 @@ def recompute_segment(
 
 
 def _mark_readers_due(rule: Rule, *, now: datetime, chunk_size: int) -> None:
-    """Profiles with events ``rule`` reads get re-evaluated by the sweep, in chunks."""
-    names = referenced_events(rule)
-    if not names:
-        return
-    lookback = selectors.lookback([rule])
-    readers = Event.objects.filter(name__in=names)
-    if lookback is not None:
-        readers = readers.filter(timestamp__gt=now - lookback)
-    profile_ids = sorted(set(readers.values_list("profile_id", flat=True).distinct()))
+    """Profiles whose history ``rule`` reads get re-evaluated by the sweep, in chunks."""
+    if reads_every_event(rule) or referenced_scores(rule):
+        # Sessions, context and scores can read any event and reach further back.
+        readers: Iterable[int] = Profile.objects.values_list("pk", flat=True)
+    else:
+        names = referenced_events(rule)
+        if not names:
+            return
+        lookback = selectors.lookback([rule])
+        events = Event.objects.filter(name__in=names)
+        if lookback is not None:
+            events = events.filter(timestamp__gt=now - lookback)
+        readers = events.values_list("profile_id", flat=True).distinct()
+    profile_ids = sorted(set(readers))
     for start in range(0, len(profile_ids), chunk_size):
         Profile.objects.filter(pk__in=profile_ids[start : start + chunk_size]).filter(
             Q(next_evaluation_at__isnull=True) | Q(next_evaluation_at__gt=now)
@@ -388,6 +513,10 @@ def explain_profile(*, profile_id: int, segment: Segment, now: datetime) -> Eval
     rules = {d.slug: d.rule for d in definitions}
     rule = segment.parsed_rule()
     rules[segment.slug] = rule
+    score_rows = selectors.active_score_definitions()
+    scores = {row.slug: row.definition for row in score_rows}
     profile = Profile.objects.get(pk=profile_id)
-    snapshot = selectors.snapshot_for_rules(profile=profile, rules=rules, now=now)
-    return evaluate(rule, snapshot, now, rules)
+    snapshot = selectors.snapshot_for_rules(
+        profile=profile, rules={**rules, **selectors.criteria_rules(score_rows)}, now=now
+    )
+    return evaluate(rule, snapshot, now, rules, scores=scores)

@@ -18,18 +18,27 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from segments.rules.durations import format_duration
+from segments.rules.text import rule_to_text
 from segments.rules.tree import (
     Aggregate,
     And,
+    ContextCondition,
     EventMatcher,
+    EventMeasure,
     InSegment,
+    Measure,
     Not,
     Or,
     PropertyFilter,
     Recency,
     Rule,
+    ScoreCondition,
+    ScoreDefinition,
     Sequence,
+    SessionAggregate,
+    SessionMeasure,
     TraitCondition,
+    Trend,
     Value,
     Window,
 )
@@ -48,11 +57,27 @@ class EventRecord:
 
 
 @dataclass(frozen=True)
+class SessionRecord:
+    """A visit (``personalize.Session``): first and last event time, calls and pages in it."""
+
+    started_at: datetime
+    ended_at: datetime
+    events: int = 0
+    pages: int = 0
+
+    @property
+    def duration_micros(self) -> int:
+        return (self.ended_at - self.started_at) // EPSILON
+
+
+@dataclass(frozen=True)
 class ProfileSnapshot:
-    """What a rule may look at: traits and events sorted by timestamp."""
+    """What a rule may look at: traits, events sorted by timestamp (ties in storage
+    order: the later one is the newer), and sessions."""
 
     traits: Mapping[str, Any]
     events: Seq[EventRecord]
+    sessions: Seq[SessionRecord] = ()
 
     def by_name(self, name: str) -> list[EventRecord]:
         return [event for event in self.events if event.name == name]
@@ -74,9 +99,15 @@ class Evaluation:
 
 
 class _Context:
-    def __init__(self, snapshot: ProfileSnapshot, segments: Mapping[str, Rule]) -> None:
+    def __init__(
+        self,
+        snapshot: ProfileSnapshot,
+        segments: Mapping[str, Rule],
+        scores: Mapping[str, ScoreDefinition] | None = None,
+    ) -> None:
         self.snapshot = snapshot
         self.segments = segments
+        self.scores: Mapping[str, ScoreDefinition] = scores or {}
         # Keyed by identity, not equality: a matcher may hold a list (``in``, ``between``)
         # and so be unhashable, and equality would conflate ``eq true`` with ``eq 1``.
         # The matcher is kept in the value so its id stays unique while cached.
@@ -182,7 +213,9 @@ def _filter_holds(item: PropertyFilter, event: EventRecord) -> bool:
 # --- truth of each node at one instant ---------------------------------------------
 
 
-def aggregate_value(rule: Aggregate, events: Seq[EventRecord], now: datetime) -> float | None:
+def aggregate_value(
+    rule: Aggregate | EventMeasure, events: Seq[EventRecord], now: datetime
+) -> float | None:
     """The aggregate over ``events`` (already matched) inside the window at ``now``."""
     inside = [event for event in events if rule.window.contains(event.timestamp, now)]
     if rule.fn == "count":
@@ -201,6 +234,89 @@ def aggregate_value(rule: Aggregate, events: Seq[EventRecord], now: datetime) ->
     if rule.fn == "min":
         return min(numbers)
     return max(numbers)
+
+
+MICROS_PER_SECOND = 1_000_000
+
+
+def session_value(
+    measure: SessionMeasure, sessions: Seq[SessionRecord], now: datetime
+) -> float | None:
+    """The session metric over sessions that started inside the window at ``now``.
+
+    Durations are summed in whole microseconds and divided once, exactly as the
+    SQL does, so both paths round alike.
+    """
+    inside = [s for s in sessions if measure.window.contains(s.started_at, now)]
+    if measure.fn == "count":
+        return float(len(inside))
+    if measure.metric == "duration":
+        amounts = [s.duration_micros for s in inside]
+        scale = MICROS_PER_SECOND
+    else:
+        amounts = [s.pages if measure.metric == "pages" else s.events for s in inside]
+        scale = 1
+    if measure.fn == "sum":
+        return sum(amounts) / scale
+    if not amounts:
+        return None
+    if measure.fn == "avg":
+        return sum(amounts) / len(amounts) / scale
+    return (min(amounts) if measure.fn == "min" else max(amounts)) / scale
+
+
+# Where each context shortcut reads its value, first path that carries one wins.
+CONTEXT_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "device": (("device", "type"),),
+    "country": (("location", "country"),),
+    "referrer": (("page", "referrer"), ("referrer", "url")),
+    "utm_source": (("campaign", "source"),),
+    "utm_medium": (("campaign", "medium"),),
+    "utm_campaign": (("campaign", "name"),),
+}
+
+
+def device_from_user_agent(user_agent: str) -> str:
+    """The well-known rule (MDN's advice): "Mobi" marks phones; iPads, "Tablet" and
+    Android without "Mobi" are tablets; anything else is a desktop. Case-sensitive."""
+    if "iPad" in user_agent or "Tablet" in user_agent:
+        return "tablet"
+    if "Android" in user_agent and "Mobi" not in user_agent:
+        return "tablet"
+    if "Mobi" in user_agent or "iPhone" in user_agent:
+        return "mobile"
+    return "desktop"
+
+
+def _text_at(context: Mapping[str, Any], path: tuple[str, ...]) -> str | None:
+    value = lookup(context, path)
+    return value if isinstance(value, str) and value != "" else None
+
+
+def context_value(name: str, context: Mapping[str, Any]) -> str | None:
+    """The value of a context shortcut on one event, or None when it does not carry it.
+
+    Only non-empty strings count; ``device`` falls back to ``context.userAgent``.
+    """
+    for path in CONTEXT_PATHS[name]:
+        found = _text_at(context, path)
+        if found is not None:
+            return found
+    if name == "device":
+        agent = _text_at(context, ("userAgent",))
+        if agent is not None:
+            return device_from_user_agent(agent)
+    return None
+
+
+def latest_context_value(name: str, events: Seq[EventRecord], now: datetime) -> str | None:
+    """The value on the latest event at or before ``now`` that carries ``name``."""
+    for event in reversed(events):
+        if event.timestamp <= now:
+            found = context_value(name, event.context)
+            if found is not None:
+                return found
+    return None
 
 
 def _distinct_key(value: Any) -> tuple[str, Any]:
@@ -286,7 +402,51 @@ def _holds(rule: Rule, ctx: _Context, now: datetime, stack: tuple[str, ...] = ()
         return recency_holds(rule, ctx.matching(rule.matcher), now)
     if isinstance(rule, Sequence):
         return sequence_holds(rule, ctx.matching(rule.first), ctx.matching(rule.then), now)
+    if isinstance(rule, SessionAggregate):
+        value = _measure_value(rule.measure, ctx, now)
+        return value is not None and compare(value, rule.op, rule.value)
+    if isinstance(rule, Trend):
+        left, right = _trend_values(rule, ctx, now)
+        return (
+            left is not None
+            and right is not None
+            and compare(left, rule.op, float(rule.factor) * right)
+        )
+    if isinstance(rule, ContextCondition):
+        actual = latest_context_value(rule.field, ctx.snapshot.events, now)
+        return compare(actual, rule.op, rule.value)
+    if isinstance(rule, ScoreCondition):
+        score = _score_value(rule.slug, ctx, now, stack)
+        return score is not None and compare(score, rule.op, rule.value)
     return _in_segment(rule, ctx, now, stack)
+
+
+def _measure_value(measure: Measure, ctx: _Context, now: datetime) -> float | None:
+    if isinstance(measure, SessionMeasure):
+        return session_value(measure, ctx.snapshot.sessions, now)
+    return aggregate_value(measure, ctx.matching(measure.matcher), now)
+
+
+def _trend_values(rule: Trend, ctx: _Context, now: datetime) -> tuple[float | None, float | None]:
+    return _measure_value(rule.left, ctx, now), _measure_value(rule.right, ctx, now)
+
+
+def _score_key(slug: str) -> str:
+    # Segment slugs never hold a colon, so score entries on the stack cannot clash.
+    return f"score:{slug}"
+
+
+def _score_value(slug: str, ctx: _Context, now: datetime, stack: tuple[str, ...]) -> float | None:
+    """The sum of the points of the score's criteria that hold, added in order."""
+    definition = ctx.scores.get(slug)
+    key = _score_key(slug)
+    if definition is None or key in stack:
+        return None
+    total = 0.0
+    for criterion in definition.criteria:
+        if _holds(criterion.rule, ctx, now, (*stack, key)):
+            total += float(criterion.points)
+    return total
 
 
 def _in_segment(rule: InSegment, ctx: _Context, now: datetime, stack: tuple[str, ...]) -> bool:
@@ -335,10 +495,43 @@ def _change_points(rule: Rule, ctx: _Context, stack: tuple[str, ...] = ()) -> se
         points |= {then.timestamp for then in ctx.matching(rule.then)}
         points |= {first.timestamp for first in firsts}
         return points
+    if isinstance(rule, SessionAggregate):
+        return _measure_points(rule.measure, ctx)
+    if isinstance(rule, Trend):
+        return _measure_points(rule.left, ctx) | _measure_points(rule.right, ctx)
+    if isinstance(rule, ContextCondition):
+        # A carrier with a later time takes over when its time comes.
+        return {
+            event.timestamp
+            for event in ctx.snapshot.events
+            if context_value(rule.field, event.context) is not None
+        }
+    if isinstance(rule, ScoreCondition):
+        return _score_points(rule.slug, ctx, stack)
     target = ctx.segments.get(rule.slug)
     if target is None or rule.slug in stack:
         return set()
     return _change_points(target, ctx, (*stack, rule.slug))
+
+
+def _measure_points(measure: Measure, ctx: _Context) -> set[datetime]:
+    if isinstance(measure, SessionMeasure):
+        points: set[datetime] = set()
+        for session in ctx.snapshot.sessions:
+            points.update(measure.window.change_times(session.started_at))
+        return points
+    return _window_points(measure.window, ctx.matching(measure.matcher))
+
+
+def _score_points(slug: str, ctx: _Context, stack: tuple[str, ...]) -> set[datetime]:
+    definition = ctx.scores.get(slug)
+    key = _score_key(slug)
+    if definition is None or key in stack:
+        return set()
+    points: set[datetime] = set()
+    for criterion in definition.criteria:
+        points |= _change_points(criterion.rule, ctx, (*stack, key))
+    return points
 
 
 def next_change(rule: Rule, ctx: _Context, now: datetime, current: bool) -> datetime | None:
@@ -396,7 +589,7 @@ def _matcher_text(matcher: EventMatcher) -> str:
     return f"{matcher.event} where {filters}"
 
 
-def _number_text(value: float | None) -> str:
+def _number_text(value: float | int | None) -> str:
     if value is None:
         return "no value"
     return str(int(value)) if float(value).is_integer() else f"{value:.2f}"
@@ -440,9 +633,49 @@ def _explain(
             f"{_matcher_text(rule.first)} {window_text(rule.window)} {link} "
             f"{_matcher_text(rule.then)} within {format_duration(rule.within)}"
         )
+    elif isinstance(rule, SessionAggregate):
+        value = _measure_value(rule.measure, ctx, now)
+        text = (
+            f"{measure_text(rule.measure)} is {_measure_number_text(rule.measure, value)}; "
+            f"needs {_OP_TEXT[rule.op]} {rule.value}"
+        )
+    elif isinstance(rule, Trend):
+        left, right = _trend_values(rule, ctx, now)
+        target = None if right is None else float(rule.factor) * right
+        text = (
+            f"{measure_text(rule.left)} is {_measure_number_text(rule.left, left)}; needs "
+            f"{_OP_TEXT[rule.op]} {_number_text(rule.factor)} × {measure_text(rule.right)} "
+            f"({_number_text(rule.factor)} × {_measure_number_text(rule.right, right)}"
+            f" = {_measure_number_text(rule.right, target)})"
+        )
+    elif isinstance(rule, ContextCondition):
+        actual = latest_context_value(rule.field, ctx.snapshot.events, now)
+        expected = "" if rule.value is None else f" {rule.value!r}"
+        seen = "never seen" if actual is None else f"{actual!r} on the latest event carrying it"
+        text = f"{rule.field} is {seen}; needs {_OP_TEXT[rule.op]}{expected}"
+    elif isinstance(rule, ScoreCondition):
+        score = _score_value(rule.slug, ctx, now, stack)
+        text = f"score {rule.slug} is {_number_text(score)}; needs {_OP_TEXT[rule.op]} {rule.value}"
     else:
         text = f"{'in' if rule.member else 'not in'} segment {rule.slug}"
     out.append(ConditionOutcome(text=text, held=held))
+
+
+def measure_text(measure: Measure) -> str:
+    if isinstance(measure, SessionMeasure):
+        what = "sessions" if measure.fn == "count" else f"{measure.fn} of session {measure.metric}"
+        return f"{what} {window_text(measure.window)}"
+    what = (
+        measure.fn if measure.property is None else f"{measure.fn} of {'.'.join(measure.property)}"
+    )
+    return f"{what} of {_matcher_text(measure.matcher)} {window_text(measure.window)}"
+
+
+def _measure_number_text(measure: Measure, value: float | None) -> str:
+    text = _number_text(value)
+    if isinstance(measure, SessionMeasure) and measure.metric == "duration" and value is not None:
+        return f"{text}s"
+    return text
 
 
 def evaluate(
@@ -451,14 +684,16 @@ def evaluate(
     now: datetime,
     segments: Mapping[str, Rule] | None = None,
     *,
+    scores: Mapping[str, ScoreDefinition] | None = None,
     explain: bool = True,
 ) -> Evaluation:
     """Evaluate ``rule`` for one profile at ``now``.
 
-    ``segments`` maps slugs to rules for ``segment`` conditions (composition).
+    ``segments`` maps slugs to rules for ``segment`` conditions (composition) and
+    ``scores`` slugs to weighted scores for ``score`` conditions.
     Events after ``now`` are ignored until their time comes.
     """
-    ctx = _Context(snapshot, segments or {})
+    ctx = _Context(snapshot, segments or {}, scores)
     matched = _holds(rule, ctx, now)
     conditions: list[ConditionOutcome] = []
     if explain:
@@ -468,3 +703,44 @@ def evaluate(
         next_change_at=next_change(rule, ctx, now, matched),
         conditions=tuple(conditions),
     )
+
+
+@dataclass(frozen=True)
+class ScoreEvaluation:
+    # None when the score is unknown (or, defensively, refers to itself).
+    value: float | None
+    # The earliest moment after ``now`` at which the value can change with no new event.
+    next_change_at: datetime | None
+    criteria: tuple[ConditionOutcome, ...]
+
+
+def evaluate_score(
+    slug: str,
+    snapshot: ProfileSnapshot,
+    now: datetime,
+    segments: Mapping[str, Rule] | None = None,
+    *,
+    scores: Mapping[str, ScoreDefinition],
+) -> ScoreEvaluation:
+    """A weighted score's value for one profile at ``now``, which criteria hold, and
+    when the value can next change by time alone."""
+    ctx = _Context(snapshot, segments or {}, scores)
+    value = _score_value(slug, ctx, now, ())
+    definition = scores.get(slug)
+    outcomes: list[ConditionOutcome] = []
+    if definition is not None:
+        for criterion in definition.criteria:
+            held = _holds(criterion.rule, ctx, now, (_score_key(slug),))
+            text = f"{_number_text(criterion.points)} points: {rule_to_text(criterion.rule)}"
+            outcomes.append(ConditionOutcome(text, held))
+    candidates = sorted(point for point in _score_points(slug, ctx, ()) if point > now)
+    next_change_at: datetime | None = None
+    for point in candidates[:MAX_CHANGE_PROBES]:
+        if _score_value(slug, ctx, point, ()) != value:
+            next_change_at = point
+            break
+    else:
+        if len(candidates) > MAX_CHANGE_PROBES:
+            # Not settled within the probes: look again from there.
+            next_change_at = candidates[MAX_CHANGE_PROBES - 1]
+    return ScoreEvaluation(value=value, next_change_at=next_change_at, criteria=tuple(outcomes))

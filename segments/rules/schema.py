@@ -15,15 +15,25 @@ The JSON shapes::
     {"type": "sequence", "first": MATCHER, "then": MATCHER, "within": "30m",
      "followed": false, "window": WINDOW}
     {"type": "segment", "slug": "engaged-shoppers", "member": true}
+    {"type": "sessions", "fn": "count" | "sum" | "avg" | "min" | "max",
+     "metric": "duration" | "pages" | "events", "window": WINDOW, "op": "gte", "value": 3}
+    {"type": "trend", "left": MEASURE, "op": "lt", "factor": 0.7, "right": MEASURE}
+    {"type": "context", "field": "device" | "country" | "referrer" | "utm_source"
+     | "utm_medium" | "utm_campaign", "op": "eq", "value": "mobile"}
+    {"type": "score", "slug": "engagement", "op": "gte", "value": 50}
 
     FILTER  = {"property": "category", "op": "eq", "value": "outdoor"}
     MATCHER = {"event": "add_to_cart", "where": [FILTER, ...]}
+    MEASURE = {"source": "events", "fn": ..., "event": ..., "property": ..., "where": [...],
+               "window": WINDOW}
+            | {"source": "sessions", "fn": ..., "metric": ..., "window": WINDOW}
     WINDOW  = {"last": "48h"} | {"from_ago": "14d", "to_ago": "7d"}
             | {"start": ISO-8601, "end": ISO-8601} | {"all": true}
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -33,21 +43,39 @@ from segments.rules.tree import (
     AGGREGATE_FNS,
     ALL_OPERATORS,
     ALL_TIME,
+    CONTEXT_FIELDS,
+    CONTEXT_OPERATORS,
     NUMERIC_OPERATORS,
+    SESSION_FIELDS,
+    SESSION_FNS,
+    TREND_OPERATORS,
     UNARY_OPERATORS,
     Aggregate,
     AggregateFn,
     And,
+    ContextCondition,
+    ContextField,
+    Criterion,
     EventMatcher,
+    EventMeasure,
     InSegment,
+    Measure,
     Not,
     Operator,
     Or,
     PropertyFilter,
     Recency,
     Rule,
+    ScoreCondition,
+    ScoreDefinition,
     Sequence,
+    SessionAggregate,
+    SessionField,
+    SessionFn,
+    SessionMeasure,
     TraitCondition,
+    Trend,
+    TrendOperator,
     Value,
     Window,
 )
@@ -229,7 +257,7 @@ def rule_from_json(data: Any, path: str = "", depth: int = 0) -> Rule:
     if not isinstance(kind, str):
         raise RuleError(
             _join(path, "type"),
-            "must be a string: and, or, not, trait, aggregate, recency, sequence or segment",
+            f"must be a string: {_TYPES_TEXT}",
         )
     if kind in {"and", "or"}:
         _check_keys(data, {"type", "rules"}, path)
@@ -278,14 +306,124 @@ def rule_from_json(data: Any, path: str = "", depth: int = 0) -> Rule:
         if not isinstance(member, bool):
             raise RuleError(_join(path, "member"), "must be true or false")
         return InSegment(slug=_string(data, "slug", path), member=member)
+    if kind == "sessions":
+        _check_keys(data, {"type", "fn", "metric", "window", "op", "value"}, path)
+        measure = _session_measure(data, path)
+        op, value = _number_comparison(data, path)
+        return SessionAggregate(measure=measure, op=op, value=value)
+    if kind == "trend":
+        return _trend(data, path)
+    if kind == "context":
+        return _context(data, path)
+    if kind == "score":
+        _check_keys(data, {"type", "slug", "op", "value"}, path)
+        slug = _string(data, "slug", path)
+        op, value = _number_comparison(data, path, what="a score")
+        return ScoreCondition(slug=slug, op=op, value=value)
     raise RuleError(
         _join(path, "type"),
-        f"{kind!r} is not a rule type; use and, or, not, trait, aggregate, recency, sequence or segment",
+        f"{kind!r} is not a rule type; use {_TYPES_TEXT}",
     )
 
 
-def _aggregate(data: Mapping[str, Any], path: str) -> Aggregate:
-    _check_keys(data, {"type", "fn", "event", "property", "where", "window", "op", "value"}, path)
+_TYPES_TEXT = (
+    "and, or, not, trait, aggregate, recency, sequence, segment, sessions, trend, context or score"
+)
+
+
+def _number_comparison(
+    data: Mapping[str, Any], path: str, *, what: str = "an aggregate"
+) -> tuple[Operator, Value]:
+    op, value = _operator_and_value(data, path)
+    if op not in NUMERIC_OPERATORS:
+        raise RuleError(
+            _join(path, "op"), f"{what} compares with eq, ne, lt, lte, gt, gte or between"
+        )
+    if op != "between" and not _is_number(value):
+        raise RuleError(_join(path, "value"), f"{what} compares with a number")
+    return op, value
+
+
+def _session_measure(data: Mapping[str, Any], path: str) -> SessionMeasure:
+    fn = _require(data, "fn", path)
+    if not isinstance(fn, str) or fn not in SESSION_FNS:
+        raise RuleError(
+            _join(path, "fn"),
+            f"{fn!r} is not a session aggregate; use one of {sorted(SESSION_FNS)}",
+        )
+    metric: str | None = None
+    if fn == "count":
+        if data.get("metric") is not None:
+            raise RuleError(_join(path, "metric"), "count takes no metric")
+    else:
+        metric = _require(data, "metric", path)
+        if not isinstance(metric, str) or metric not in SESSION_FIELDS:
+            raise RuleError(
+                _join(path, "metric"),
+                f"{metric!r} is not a session metric; use one of {sorted(SESSION_FIELDS)}",
+            )
+    return SessionMeasure(
+        fn=cast(SessionFn, fn),
+        metric=cast(SessionField | None, metric),
+        window=_window(data, path),
+    )
+
+
+def _measure(data: Any, path: str) -> Measure:
+    if not isinstance(data, dict):
+        raise RuleError(path, 'must be an object such as {"source": "events", "fn": "count", ...}')
+    source = _require(data, "source", path)
+    if source == "sessions":
+        _check_keys(data, {"source", "fn", "metric", "window"}, path)
+        return _session_measure(data, path)
+    if source != "events":
+        raise RuleError(_join(path, "source"), "must be 'events' or 'sessions'")
+    _check_keys(data, {"source", "fn", "event", "property", "where", "window"}, path)
+    fn, prop = _aggregate_fn_and_property(data, path)
+    return EventMeasure(
+        fn=fn,
+        matcher=EventMatcher(event=_string(data, "event", path), where=_filters(data, path)),
+        property=prop,
+        window=_window(data, path),
+    )
+
+
+def _trend(data: Mapping[str, Any], path: str) -> Trend:
+    _check_keys(data, {"type", "left", "op", "factor", "right"}, path)
+    left = _measure(_require(data, "left", path), _join(path, "left"))
+    op = _require(data, "op", path)
+    if not isinstance(op, str) or op not in TREND_OPERATORS:
+        raise RuleError(_join(path, "op"), "a trend compares with eq, ne, lt, lte, gt or gte")
+    factor = data.get("factor", 1)
+    if not _is_number(factor) or not math.isfinite(factor) or factor <= 0:
+        raise RuleError(_join(path, "factor"), "must be a number greater than zero")
+    right = _measure(_require(data, "right", path), _join(path, "right"))
+    return Trend(left=left, op=cast(TrendOperator, op), factor=factor, right=right)
+
+
+def _context(data: Mapping[str, Any], path: str) -> ContextCondition:
+    _check_keys(data, {"type", "field", "op", "value"}, path)
+    name = _require(data, "field", path)
+    if not isinstance(name, str) or name not in CONTEXT_FIELDS:
+        raise RuleError(
+            _join(path, "field"),
+            f"{name!r} is not a context field; use one of {sorted(CONTEXT_FIELDS)}",
+        )
+    op, value = _operator_and_value(data, path)
+    if op not in CONTEXT_OPERATORS:
+        raise RuleError(
+            _join(path, "op"),
+            f"{name} is text: compare it with one of {sorted(CONTEXT_OPERATORS)}",
+        )
+    values = value if isinstance(value, list) else [] if value is None else [value]
+    if op not in UNARY_OPERATORS and not all(isinstance(item, str) for item in values):
+        raise RuleError(_join(path, "value"), f"{name} compares with strings")
+    return ContextCondition(field=cast(ContextField, name), op=op, value=value)
+
+
+def _aggregate_fn_and_property(
+    data: Mapping[str, Any], path: str
+) -> tuple[AggregateFn, tuple[str, ...] | None]:
     fn = _require(data, "fn", path)
     if not isinstance(fn, str) or fn not in AGGREGATE_FNS:
         raise RuleError(
@@ -297,15 +435,15 @@ def _aggregate(data: Mapping[str, Any], path: str) -> Aggregate:
             raise RuleError(_join(path, "property"), "count takes no property")
     else:
         prop = _dotted_path(data, "property", path)
-    op, value = _operator_and_value(data, path)
-    if op not in NUMERIC_OPERATORS:
-        raise RuleError(
-            _join(path, "op"), "an aggregate compares with eq, ne, lt, lte, gt, gte or between"
-        )
-    if op != "between" and not _is_number(value):
-        raise RuleError(_join(path, "value"), "an aggregate compares with a number")
+    return cast(AggregateFn, fn), prop
+
+
+def _aggregate(data: Mapping[str, Any], path: str) -> Aggregate:
+    _check_keys(data, {"type", "fn", "event", "property", "where", "window", "op", "value"}, path)
+    fn, prop = _aggregate_fn_and_property(data, path)
+    op, value = _number_comparison(data, path)
     return Aggregate(
-        fn=cast(AggregateFn, fn),
+        fn=fn,
         matcher=EventMatcher(event=_string(data, "event", path), where=_filters(data, path)),
         property=prop,
         window=_window(data, path),
@@ -390,4 +528,77 @@ def rule_to_json(rule: Rule) -> dict[str, Any]:
         if window is not None:
             data["window"] = window
         return data
+    if isinstance(rule, SessionAggregate):
+        return {
+            "type": "sessions",
+            **_session_measure_json(rule.measure),
+            "op": rule.op,
+            "value": rule.value,
+        }
+    if isinstance(rule, Trend):
+        return {
+            "type": "trend",
+            "left": measure_to_json(rule.left),
+            "op": rule.op,
+            "factor": rule.factor,
+            "right": measure_to_json(rule.right),
+        }
+    if isinstance(rule, ContextCondition):
+        data = {"type": "context", "field": rule.field, "op": rule.op}
+        if rule.op not in UNARY_OPERATORS:
+            data["value"] = rule.value
+        return data
+    if isinstance(rule, ScoreCondition):
+        return {"type": "score", "slug": rule.slug, "op": rule.op, "value": rule.value}
     return {"type": "segment", "slug": rule.slug, "member": rule.member}
+
+
+def _session_measure_json(measure: SessionMeasure) -> dict[str, Any]:
+    data: dict[str, Any] = {"fn": measure.fn}
+    if measure.metric is not None:
+        data["metric"] = measure.metric
+    window = _window_json(measure.window)
+    if window is not None:
+        data["window"] = window
+    return data
+
+
+def measure_to_json(measure: Measure) -> dict[str, Any]:
+    if isinstance(measure, SessionMeasure):
+        return {"source": "sessions", **_session_measure_json(measure)}
+    data: dict[str, Any] = {"source": "events", "fn": measure.fn, **_matcher_json(measure.matcher)}
+    if measure.property is not None:
+        data["property"] = ".".join(measure.property)
+    window = _window_json(measure.window)
+    if window is not None:
+        data["window"] = window
+    return data
+
+
+# --- weighted scores ------------------------------------------------------------------
+
+MAX_CRITERIA = 50
+
+
+def criteria_from_json(data: Any, path: str = "criteria") -> ScoreDefinition:
+    """Validate a score's criteria, ``[{"rule": RULE, "points": 10}, ...]``."""
+    if not isinstance(data, list) or not data:
+        raise RuleError(path, "must be a non-empty list of {rule, points}")
+    if len(data) > MAX_CRITERIA:
+        raise RuleError(path, f"a score has at most {MAX_CRITERIA} criteria")
+    criteria = []
+    for index, item in enumerate(data):
+        ipath = _join(path, index)
+        if not isinstance(item, dict):
+            raise RuleError(ipath, "must be an object with rule and points")
+        _check_keys(item, {"rule", "points"}, ipath)
+        points = _require(item, "points", ipath)
+        if not _is_number(points) or not math.isfinite(points):
+            raise RuleError(_join(ipath, "points"), "must be a number (negative to subtract)")
+        rule = rule_from_json(_require(item, "rule", ipath), _join(ipath, "rule"))
+        criteria.append(Criterion(rule=rule, points=points))
+    return ScoreDefinition(criteria=tuple(criteria))
+
+
+def criteria_to_json(definition: ScoreDefinition) -> list[dict[str, Any]]:
+    return [{"rule": rule_to_json(c.rule), "points": c.points} for c in definition.criteria]

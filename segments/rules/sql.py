@@ -33,18 +33,27 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeGuard
 
+from segments.rules.evaluate import CONTEXT_PATHS, MICROS_PER_SECOND
 from segments.rules.tree import (
     Aggregate,
     And,
+    ContextCondition,
     EventMatcher,
+    EventMeasure,
     InSegment,
+    Measure,
     Not,
     Or,
     PropertyFilter,
     Recency,
     Rule,
+    ScoreCondition,
+    ScoreDefinition,
     Sequence,
+    SessionAggregate,
+    SessionMeasure,
     TraitCondition,
+    Trend,
     Value,
     Window,
 )
@@ -54,6 +63,7 @@ SqlParam = str | int | float | bool | datetime | None
 
 PROFILE_TABLE = "personalize_profile"
 EVENT_TABLE = "personalize_event"
+SESSION_TABLE = "personalize_session"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -69,12 +79,17 @@ class CompiledQuery:
 
 
 def compile_rule(
-    rule: Rule, *, now: datetime, segments: Mapping[str, Rule], vendor: Vendor
+    rule: Rule,
+    *,
+    now: datetime,
+    segments: Mapping[str, Rule],
+    vendor: Vendor,
+    scores: Mapping[str, ScoreDefinition] | None = None,
 ) -> CompiledQuery:
     """SQL selecting the ids of all profiles for which ``rule`` holds at ``now``."""
     if vendor not in ("postgresql", "sqlite"):
         raise ValueError(f"no SQL compiler for database vendor {vendor!r}")
-    compiler = _Compiler(now=now, segments=segments, vendor=vendor)
+    compiler = _Compiler(now=now, segments=segments, vendor=vendor, scores=scores or {})
     where = compiler.predicate(rule, ())
     parts: list[str] = []
     if compiler.ctes:
@@ -94,9 +109,17 @@ def _is_number(value: object) -> TypeGuard[int | float]:
 
 
 class _Compiler:
-    def __init__(self, *, now: datetime, segments: Mapping[str, Rule], vendor: Vendor) -> None:
+    def __init__(
+        self,
+        *,
+        now: datetime,
+        segments: Mapping[str, Rule],
+        vendor: Vendor,
+        scores: Mapping[str, ScoreDefinition],
+    ) -> None:
         self.now = now
         self.segments = segments
+        self.scores = scores
         self.pg = vendor == "postgresql"
         self.float_type = "double precision" if self.pg else "REAL"
         self.ctes: list[str] = []
@@ -125,15 +148,15 @@ class _Compiler:
             return f"CAST({self.param(value)} AS timestamptz)"
         return self.param(_micros(value))
 
-    def ts(self, alias: str) -> str:
+    def ts(self, alias: str, field: str = "timestamp") -> str:
         """The event's time; on SQLite integer microseconds since the epoch.
 
         The fraction is cut off before ``strftime``, which would round it to the
         millisecond (and so ``…:59.999999`` up to the next second).
         """
         if self.pg:
-            return f"{alias}.timestamp"
-        column = f"{alias}.timestamp"
+            return f"{alias}.{field}"
+        column = f"{alias}.{field}"
         return (
             f"(CAST(strftime('%%s', substr({column}, 1, 19)) AS INTEGER) * 1000000"
             f" + CAST(substr({column} || '.000000', 21, 6) AS INTEGER))"
@@ -169,7 +192,152 @@ class _Compiler:
             return self.recency(rule)
         if isinstance(rule, Sequence):
             return self.sequence(rule)
+        if isinstance(rule, SessionAggregate):
+            actual = self.measure(rule.measure)
+            return _never_null(
+                f"{actual} IS NOT NULL AND "
+                + self.compare_number(actual, rule.op, rule.value, floating=True)
+            )
+        if isinstance(rule, Trend):
+            return self.trend(rule)
+        if isinstance(rule, ContextCondition):
+            return self.context(rule)
+        if isinstance(rule, ScoreCondition):
+            return self.score(rule, stack)
         return self.in_segment(rule, stack)
+
+    # --- sessions, trends, context and scores --------------------------------------------
+
+    def double(self, expr: str) -> str:
+        return f"CAST({expr} AS {self.float_type})"
+
+    def measure(self, measure: Measure) -> str:
+        """A CTE for ``measure``; returns its value as a double (NULL: no value)."""
+        if isinstance(measure, EventMeasure):
+            name = self.join_cte(
+                self.event_aggregate_body(
+                    measure.fn, measure.matcher, measure.property, measure.window
+                )
+            )
+            value = f"{name}.value"
+            if measure.fn in {"count", "sum", "distinct"}:
+                value = f"COALESCE({value}, 0)"
+            return self.double(value)
+        return self.session_measure(measure)
+
+    def session_measure(self, measure: SessionMeasure) -> str:
+        where = self.inside("s", measure.window, field="started_at")
+        if measure.metric == "duration":
+            if self.pg:
+                amount = "CAST(EXTRACT(EPOCH FROM (s.ended_at - s.started_at)) * 1000000 AS bigint)"
+            else:
+                amount = f"({self.ts('s', 'ended_at')} - {self.ts('s', 'started_at')})"
+            scale = MICROS_PER_SECOND
+        else:
+            amount = f"s.{measure.metric}"
+            scale = 1
+        # The evaluator's arithmetic, step for step: an exact integer sum, then divisions.
+        if measure.fn == "count":
+            value = "COUNT(*)"
+        elif measure.fn == "avg":
+            value = f"{self.double(f'SUM({amount})')} / COUNT(*)"
+        else:
+            value = self.double(f"{measure.fn.upper()}({amount})")
+        if scale != 1 and measure.fn != "count":
+            value = f"{value} / {self.double(str(scale))}"
+        name = self.join_cte(
+            f"SELECT s.profile_id AS pid, {value} AS value FROM {SESSION_TABLE} s\n"
+            f"WHERE {' AND '.join(where)}\nGROUP BY s.profile_id"
+        )
+        actual = f"{name}.value"
+        if measure.fn in {"count", "sum"}:
+            actual = f"COALESCE({actual}, 0)"
+        return self.double(actual)
+
+    def trend(self, rule: Trend) -> str:
+        left, right = self.measure(rule.left), self.measure(rule.right)
+        factor = self.param(rule.factor)
+        scaled = f"{self.double(factor)} * {right}"
+        return _never_null(
+            f"{left} IS NOT NULL AND {right} IS NOT NULL AND {left} {_COMPARE[rule.op]} {scaled}"
+        )
+
+    def context_text(self, name: str) -> str:
+        """The shortcut's value on event ``e`` (``evaluate.context_value``), or NULL."""
+        choices = [
+            f"NULLIF({_Slot(self, 'e.context', path).string()}, '')" for path in CONTEXT_PATHS[name]
+        ]
+        if name == "device":
+            agent = f"NULLIF({_Slot(self, 'e.context', ('userAgent',)).string()}, '')"
+
+            def has(word: str) -> str:
+                return self.text_contains(agent, word)
+
+            choices.append(
+                f"(CASE WHEN {agent} IS NULL THEN NULL"
+                f" WHEN {has('iPad')} OR {has('Tablet')} THEN {self.text('tablet')}"
+                f" WHEN {has('Android')} AND NOT {has('Mobi')} THEN {self.text('tablet')}"
+                f" WHEN {has('Mobi')} OR {has('iPhone')} THEN {self.text('mobile')}"
+                f" ELSE {self.text('desktop')} END)"
+            )
+        return choices[0] if len(choices) == 1 else f"COALESCE({', '.join(choices)})"
+
+    def text_contains(self, haystack: str, needle: str) -> str:
+        if self.pg:
+            return f"(strpos({haystack}, {self.text(needle)}) > 0)"
+        return f"(instr({haystack}, {self.text(needle)}) > 0)"
+
+    def context(self, rule: ContextCondition) -> str:
+        ts = self.ts("e")
+        value = self.context_text(rule.field)
+        name = self.join_cte(
+            "SELECT latest.pid, latest.value FROM (\n"
+            f"SELECT e.profile_id AS pid, {value} AS value, ROW_NUMBER() OVER"
+            f" (PARTITION BY e.profile_id ORDER BY {ts} DESC, e.id DESC) AS position"
+            f" FROM {EVENT_TABLE} e\nWHERE {ts} <= {self.moment(self.now)} AND {value} IS NOT NULL\n"
+            ") latest WHERE latest.position = 1"
+        )
+        return _never_null(self.compare_text(f"{name}.value", rule.op, rule.value))
+
+    def compare_text(self, actual: str, op: str, expected: Value) -> str:
+        """``compare(actual, op, expected)`` for a text-or-NULL value and string operands."""
+        if op == "exists":
+            return f"{actual} IS NOT NULL"
+        if op == "not_exists":
+            return f"{actual} IS NULL"
+        if op in {"eq", "ne"}:
+            assert isinstance(expected, str)
+            same = _never_null(f"{actual} = {self.text(expected)}")
+            return same if op == "eq" else f"NOT {same}"
+        if op in {"in", "not_in"}:
+            assert isinstance(expected, list)
+            found = [f"{actual} = {self.text(item)}" for item in expected if isinstance(item, str)]
+            any_found = _never_null(" OR ".join(found)) if found else "(1 = 0)"
+            return any_found if op == "in" else f"NOT {any_found}"
+        assert isinstance(expected, str)
+        if op == "contains":
+            return self.text_contains(actual, expected)
+        if op == "starts_with":
+            return f"(substr({actual}, 1, length({self.text(expected)})) = {self.text(expected)})"
+        if op == "ends_with":
+            return (
+                f"(length({actual}) >= length({self.text(expected)}) AND substr({actual},"
+                f" length({actual}) - length({self.text(expected)}) + 1) = {self.text(expected)})"
+            )
+        raise ValueError(f"operator {op!r} does not apply to context values")
+
+    def score(self, rule: ScoreCondition, stack: tuple[str, ...]) -> str:
+        definition = self.scores.get(rule.slug)
+        key = f"score:{rule.slug}"
+        if definition is None or key in stack:
+            return "(1 = 0)"  # no value: every comparison is false
+        # Added left to right in floating point, like the evaluator.
+        total = self.double("0")
+        for criterion in definition.criteria:
+            holds = self.predicate(criterion.rule, (*stack, key))
+            points = self.double(self.param(criterion.points))
+            total = f"({total} + CASE WHEN {holds} THEN {points} ELSE {self.double('0')} END)"
+        return _never_null(self.compare_number(total, rule.op, rule.value, floating=True))
 
     def in_segment(self, rule: InSegment, stack: tuple[str, ...]) -> str:
         target = self.segments.get(rule.slug)
@@ -200,8 +368,8 @@ class _Compiler:
     def filter_holds(self, alias: str, item: PropertyFilter) -> str:
         return _never_null(self.compare(self.event_slot(alias, item.path), item.op, item.value))
 
-    def inside(self, alias: str, window: Window) -> list[str]:
-        ts = self.ts(alias)
+    def inside(self, alias: str, window: Window, *, field: str = "timestamp") -> list[str]:
+        ts = self.ts(alias, field)
         conditions = [f"{ts} <= {self.moment(self.now - window.newest_age)}"]
         if window.oldest_age is not None:
             conditions.append(f"{ts} > {self.moment(self.now - window.oldest_age)}")
@@ -211,24 +379,35 @@ class _Compiler:
             conditions.append(f"{ts} < {self.moment(window.end)}")
         return conditions
 
-    def aggregate(self, rule: Aggregate) -> str:
-        where = self.matches("e", rule.matcher) + self.inside("e", rule.window)
-        if rule.fn == "count":
+    def event_aggregate_body(
+        self,
+        fn: str,
+        matcher: EventMatcher,
+        prop: tuple[str, ...] | None,
+        window: Window,
+    ) -> str:
+        where = self.matches("e", matcher) + self.inside("e", window)
+        if fn == "count":
             value = "COUNT(*)"
         else:
-            assert rule.property is not None
-            slot = self.event_slot("e", rule.property)
-            if rule.fn == "distinct":
+            assert prop is not None
+            slot = self.event_slot("e", prop)
+            if fn == "distinct":
                 value = f"COUNT(DISTINCT {slot.float_value()}) + COUNT(DISTINCT {slot.other_key()})"
-            elif rule.fn == "avg":
+            elif fn == "avg":
                 # In floating point like the evaluator (fsum / len), not exact numeric.
                 number = slot.number()
                 value = f"CAST(SUM({number}) AS {self.float_type}) / NULLIF(COUNT({number}), 0)"
             else:
-                value = f"{rule.fn.upper()}({slot.number()})"
-        name = self.join_cte(
+                value = f"{fn.upper()}({slot.number()})"
+        return (
             f"SELECT e.profile_id AS pid, {value} AS value FROM {EVENT_TABLE} e\n"
             f"WHERE {' AND '.join(where)}\nGROUP BY e.profile_id"
+        )
+
+    def aggregate(self, rule: Aggregate) -> str:
+        name = self.join_cte(
+            self.event_aggregate_body(rule.fn, rule.matcher, rule.property, rule.window)
         )
         actual = f"{name}.value"
         if rule.fn in {"count", "sum", "distinct"}:
@@ -369,6 +548,7 @@ class _Compiler:
 
 
 _ORDER = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+_COMPARE = {"eq": "=", "ne": "<>", **_ORDER}
 
 
 def _never_null(expr: str) -> str:

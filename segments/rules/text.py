@@ -7,6 +7,12 @@ Editors write, for example::
     sequence(add_to_cart then no order_completed within 30m, last 24h)
     last(order_completed) > 90d ago and trait.plan in ["pro", "team"]
     in_segment(engaged-shoppers) and not not_in_segment(cart-abandoners)
+    sessions(last 7d) >= 3 and sum(session.duration, last 48h) >= 2m
+    sessions(last 7d) < 0.7 * sessions(between 14d and 7d ago)
+    device = "mobile" and country in ("FR", "DE") and score(engagement) >= 50
+
+The name ``session`` (unquoted) in an aggregate means the profile's sessions
+(``avg(session.pages, last 30d)``); an event called "session" is written quoted.
 
 ``parse_text`` gives the same tree as the JSON form and ``rule_to_text`` prints
 it back; an invalid text raises :class:`RuleSyntaxError` with the line, column
@@ -16,6 +22,9 @@ and reason.
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
@@ -27,21 +36,34 @@ from lark.exceptions import (
     VisitError,
 )
 
-from segments.rules.durations import DurationError, format_duration, parse_duration
-from segments.rules.schema import RuleError, rule_from_json, rule_to_json
+from segments.rules.durations import (
+    MAX_DURATION,
+    DurationError,
+    format_duration,
+    parse_duration,
+)
+from segments.rules.schema import RuleError, criteria_from_json, rule_from_json, rule_to_json
 from segments.rules.tree import (
+    SESSION_FIELDS,
     UNARY_OPERATORS,
     Aggregate,
     And,
+    ContextCondition,
     EventMatcher,
+    EventMeasure,
     InSegment,
+    Measure,
     Not,
     Or,
     PropertyFilter,
     Recency,
     Rule,
+    ScoreCondition,
     Sequence,
+    SessionAggregate,
+    SessionMeasure,
     TraitCondition,
+    Trend,
     Value,
     Window,
 )
@@ -56,12 +78,21 @@ start: expr
          | atom
 ?atom: "(" expr ")"
      | aggregate
+     | trend
      | trait
      | recency
      | sequence
      | segment
+     | context
+     | score
 
-aggregate: AGG_FN "(" event_ref property? where? window_part? ")" number_comparison
+aggregate: measure number_comparison
+trend: measure CMP factor? measure
+factor: NUMBER "*"
+measure: AGG_FN "(" event_ref property? where? window_part? ")"  -> event_measure
+       | _SESSIONS "(" window? ")"                               -> sessions_measure
+context: CONTEXT_FIELD comparison
+score: _SCORE "(" SLUG ")" number_comparison
 property: "." path
 where: _WHERE filter (_AND filter)*
 window_part: "," window
@@ -78,8 +109,9 @@ window: _LAST DURATION                            -> window_last
       | _FROM STRING _TO STRING                   -> window_dates
       | _ALL _TIME                                -> window_all
 
-number_comparison: CMP NUMBER                     -> cmp_number
-                 | _BETWEEN NUMBER _AND NUMBER    -> cmp_between
+number_comparison: CMP amount                     -> cmp_amount
+                 | _BETWEEN amount _AND amount    -> cmp_amount_between
+?amount: NUMBER | DURATION
 
 comparison: CMP value                             -> cmp_value
           | _BETWEEN NUMBER _AND NUMBER           -> cmp_between
@@ -105,8 +137,12 @@ event_ref: NAME -> name_plain
       | _NULL -> null
 value_list: "[" "]"                              -> empty_list
           | "[" value ("," value)* "]"
+          | "(" value ("," value)* ")"
 
 AGG_FN.2: "count" | "sum" | "avg" | "min" | "max" | "distinct"
+CONTEXT_FIELD.2: "device" | "country" | "referrer" | "utm_source" | "utm_medium" | "utm_campaign"
+_SESSIONS.2: "sessions"
+_SCORE.2: "score"
 IN_SEGMENT.2: "in_segment" | "not_in_segment"
 CMP: ">=" | "<=" | "!=" | "≠" | "≤" | "≥" | "=" | "<" | ">"
 RECENCY_OP: ">=" | "<=" | "≤" | "≥" | "<" | ">"
@@ -175,6 +211,20 @@ class RuleSyntaxError(RuleError):
 Comparison = tuple[str, Value]
 
 
+class _PlainName(str):
+    """An unquoted event name: ``session`` unquoted means the profile's sessions."""
+
+
+@dataclass(frozen=True)
+class _NumberComparison:
+    op: str
+    value: Value
+    # Written as a duration (2m): only session durations compare with those.
+    duration: bool
+    line: int
+    column: int
+
+
 def _duration(token: Token) -> Any:
     try:
         return parse_duration(str(token))
@@ -183,6 +233,9 @@ def _duration(token: Token) -> Any:
 
 
 def _number(token: Token) -> int | float:
+    """A NUMBER, or a DURATION in seconds."""
+    if token.type == "DURATION":
+        return int(_duration(token).total_seconds())
     text = str(token)
     return int(text) if text.lstrip("-").isdigit() else float(text)
 
@@ -208,7 +261,7 @@ class _ToTree(Transformer[Token, Rule]):
 
     # names and values
     def name_plain(self, token: Token) -> str:
-        return str(token)
+        return _PlainName(token)
 
     def name_quoted(self, token: Token) -> str:
         return _string(token)
@@ -245,8 +298,24 @@ class _ToTree(Transformer[Token, Rule]):
     def cmp_value(self, op: Token, value: Value) -> Comparison:
         return (_OPERATORS[str(op)], value)
 
-    def cmp_number(self, op: Token, value: Token) -> Comparison:
-        return (_OPERATORS[str(op)], _number(value))
+    def cmp_amount(self, op: Token, value: Token) -> _NumberComparison:
+        return _NumberComparison(
+            _OPERATORS[str(op)],
+            _number(value),
+            value.type == "DURATION",
+            value.line or 1,
+            value.column or 1,
+        )
+
+    def cmp_amount_between(self, low: Token, high: Token) -> _NumberComparison:
+        duration = high if high.type == "DURATION" else low
+        return _NumberComparison(
+            "between",
+            [_number(low), _number(high)],
+            "DURATION" in {low.type, high.type},
+            duration.line or 1,
+            duration.column or 1,
+        )
 
     def cmp_between(self, low: Token, high: Token) -> Comparison:
         return ("between", [_number(low), _number(high)])
@@ -301,18 +370,91 @@ class _ToTree(Transformer[Token, Rule]):
         return window
 
     # rules: built through the JSON schema so both forms share one validation
-    def aggregate(self, fn: Token, event: str, *rest: Any) -> Rule:
-        comparison: Comparison = rest[-1]
-        data: dict[str, Any] = {"type": "aggregate", "fn": str(fn), "event": event}
-        for part in rest[:-1]:
+    def event_measure(self, fn: Token, event: str, *rest: Any) -> dict[str, Any]:
+        prop: tuple[str, ...] | None = None
+        where: list[dict[str, Any]] = []
+        window: dict[str, Any] | None = None
+        for part in rest:
             if isinstance(part, tuple):
-                data["property"] = ".".join(part)
+                prop = part
             elif isinstance(part, list):
-                data["where"] = part
+                where = part
             elif isinstance(part, dict):
-                data["window"] = part
-        data["op"], data["value"] = comparison
+                window = part
+        data: dict[str, Any]
+        if isinstance(event, _PlainName) and event == "session":
+            if where:
+                raise RuleError("where", "sessions take no where; filter events instead")
+            data = {"source": "sessions", "fn": str(fn)}
+            if prop is not None:
+                if len(prop) != 1 or prop[0] not in SESSION_FIELDS:
+                    raise RuleError(
+                        "session." + ".".join(prop),
+                        f"a session has {', '.join(sorted(SESSION_FIELDS))}; "
+                        'write "session" in quotes for an event of that name',
+                    )
+                data["metric"] = prop[0]
+        else:
+            data = {"source": "events", "fn": str(fn), "event": str(event)}
+            if prop is not None:
+                data["property"] = ".".join(prop)
+            if where:
+                data["where"] = where
+        if window is not None:
+            data["window"] = window
+        return data
+
+    def sessions_measure(self, window: dict[str, Any] | None = None) -> dict[str, Any]:
+        data: dict[str, Any] = {"source": "sessions", "fn": "count"}
+        if window is not None:
+            data["window"] = window
+        return data
+
+    def aggregate(self, measure: dict[str, Any], comparison: _NumberComparison) -> Rule:
+        source = measure.pop("source")
+        if comparison.duration and not (
+            source == "sessions" and measure.get("metric") == "duration"
+        ):
+            raise RuleSyntaxError(
+                comparison.line,
+                comparison.column,
+                "only session.duration compares with a duration such as 2m",
+            )
+        kind = "sessions" if source == "sessions" else "aggregate"
+        return rule_from_json(
+            {"type": kind, **measure, "op": comparison.op, "value": comparison.value}
+        )
+
+    def factor(self, number: Token) -> int | float:
+        return _number(number)
+
+    def trend(self, left: dict[str, Any], op: Token, *rest: Any) -> Rule:
+        factor = rest[0] if len(rest) == 2 else 1
+        right = rest[-1]
+        return rule_from_json(
+            {
+                "type": "trend",
+                "left": left,
+                "op": _OPERATORS[str(op)],
+                "factor": factor,
+                "right": right,
+            }
+        )
+
+    def context(self, name: Token, comparison: Comparison) -> Rule:
+        data: dict[str, Any] = {"type": "context", "field": str(name), "op": comparison[0]}
+        if comparison[0] not in UNARY_OPERATORS:
+            data["value"] = comparison[1]
         return rule_from_json(data)
+
+    def score(self, slug: Token, comparison: _NumberComparison) -> Rule:
+        if comparison.duration:
+            raise RuleSyntaxError(
+                comparison.line, comparison.column, "a score compares with a number, not a duration"
+            )
+        return rule_from_json(
+            {"type": "score", "slug": str(slug), "op": comparison.op, "value": comparison.value}
+        )
 
     def trait(self, path: tuple[str, ...], comparison: Comparison) -> Rule:
         data: dict[str, Any] = {"type": "trait", "path": ".".join(path), "op": comparison[0]}
@@ -415,7 +557,8 @@ _RESERVED = {
     "count", "sum", "avg", "min", "max", "distinct", "in_segment", "not_in_segment", "contains",
     "starts_with", "ends_with", "no", "or", "and", "not", "where", "trait", "last", "ago",
     "sequence", "then", "within", "between", "from", "to", "all", "time", "in", "exists", "is",
-    "empty", "true", "false", "null",
+    "empty", "true", "false", "null", "session", "sessions", "score", "device", "country",
+    "referrer", "utm_source", "utm_medium", "utm_campaign",
 }  # fmt: skip
 
 
@@ -466,6 +609,41 @@ def _window_text(window: Window) -> str | None:
     return f"last {format_duration(window.oldest_age)}"
 
 
+def _measure_text(measure: Measure) -> str:
+    window = _window_text(measure.window)
+    if isinstance(measure, SessionMeasure):
+        if measure.fn == "count":
+            return f"sessions({window or 'all time'})"
+        inside = f"session.{measure.metric}"
+    else:
+        inside = _quote_name(measure.matcher.event)
+        if measure.property is not None:
+            inside += "." + _path_text(measure.property)
+        if measure.matcher.where:
+            inside += " where " + " and ".join(_filter_text(f) for f in measure.matcher.where)
+    if window is not None:
+        inside += ", " + window
+    return f"{measure.fn}({inside})"
+
+
+def _seconds_text(value: Any) -> str:
+    """Whole seconds as a duration editors read (120 → 2m), anything else as a number."""
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and float(value).is_integer()
+        and 0 < value <= MAX_DURATION.total_seconds()
+    ):
+        return format_duration(timedelta(seconds=int(value)))
+    return _value_text(value)
+
+
+def _duration_comparison_text(op: str, value: Any) -> str:
+    if op == "between":
+        return f"between {_seconds_text(value[0])} and {_seconds_text(value[1])}"
+    return f"{_SYMBOLS[op]} {_seconds_text(value)}"
+
+
 def rule_to_text(rule: Rule) -> str:
     """The canonical readable form; ``parse_text`` reads it back to an equal tree."""
     return _text(rule)
@@ -488,15 +666,21 @@ def _text(rule: Rule) -> str:
     if isinstance(rule, TraitCondition):
         return f"trait.{_path_text(rule.path)} {_comparison_text(rule.op, rule.value)}"
     if isinstance(rule, Aggregate):
-        inside = _quote_name(rule.matcher.event)
-        if rule.property is not None:
-            inside += "." + _path_text(rule.property)
-        if rule.matcher.where:
-            inside += " where " + " and ".join(_filter_text(f) for f in rule.matcher.where)
-        window = _window_text(rule.window)
-        if window is not None:
-            inside += ", " + window
-        return f"{rule.fn}({inside}) {_comparison_text(rule.op, rule.value)}"
+        measure = EventMeasure(rule.fn, rule.matcher, rule.property, rule.window)
+        return f"{_measure_text(measure)} {_comparison_text(rule.op, rule.value)}"
+    if isinstance(rule, SessionAggregate):
+        if rule.measure.metric == "duration":
+            comparison = _duration_comparison_text(rule.op, rule.value)
+        else:
+            comparison = _comparison_text(rule.op, rule.value)
+        return f"{_measure_text(rule.measure)} {comparison}"
+    if isinstance(rule, Trend):
+        factor = "" if rule.factor == 1 else f"{_value_text(rule.factor)} * "
+        return f"{_measure_text(rule.left)} {_SYMBOLS[rule.op]} {factor}{_measure_text(rule.right)}"
+    if isinstance(rule, ContextCondition):
+        return f"{rule.field} {_comparison_text(rule.op, rule.value)}"
+    if isinstance(rule, ScoreCondition):
+        return f"score({rule.slug}) {_comparison_text(rule.op, rule.value)}"
     if isinstance(rule, Recency):
         return f"last({_matcher_text(rule.matcher)}) {_SYMBOLS[rule.op]} {format_duration(rule.age)} ago"
     if isinstance(rule, Sequence):
@@ -517,4 +701,49 @@ def json_to_text(data: Any) -> str:
     return rule_to_text(rule_from_json(data))
 
 
-__all__ = ["RuleSyntaxError", "json_to_text", "parse_text", "rule_to_text", "text_to_json"]
+__all__ = [
+    "RuleSyntaxError",
+    "criteria_from_text",
+    "criteria_to_text",
+    "json_to_text",
+    "parse_text",
+    "rule_to_text",
+    "text_to_json",
+]
+
+
+# --- score criteria: one "points: rule" per line ------------------------------------------
+
+_CRITERION_LINE = re.compile(r"^\s*(?P<points>[-+]?[0-9]+(?:\.[0-9]+)?)\s*:\s*(?P<rule>.*\S)\s*$")
+
+
+def criteria_from_text(text: str) -> list[dict[str, Any]]:
+    """``10: count(email_opened, last 30d) >= 1`` per line (blank lines and ``#``
+    comments skipped) to the criteria JSON; errors name the line and column."""
+    criteria: list[dict[str, Any]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = _CRITERION_LINE.match(line)
+        if match is None:
+            raise RuleSyntaxError(
+                number, 1, "write points, a colon, then the rule: 10: count(page, last 7d) >= 3"
+            )
+        try:
+            rule = parse_text(match.group("rule"))
+        except RuleSyntaxError as exc:
+            column = match.start("rule") + exc.column
+            raise RuleSyntaxError(number, column, exc.reason) from None
+        points_text = match.group("points")
+        points = float(points_text) if "." in points_text else int(points_text)
+        criteria.append({"rule": rule_to_json(rule), "points": points})
+    if not criteria:
+        raise RuleSyntaxError(1, 1, "a score needs at least one line: points: rule")
+    return criteria
+
+
+def criteria_to_text(criteria: Any) -> str:
+    definition = criteria_from_json(criteria)
+    return "\n".join(
+        f"{_value_text(c.points)}: {rule_to_text(c.rule)}" for c in definition.criteria
+    )

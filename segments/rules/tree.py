@@ -161,7 +161,123 @@ class InSegment:
     member: bool = True
 
 
-Rule: TypeAlias = And | Or | Not | TraitCondition | Aggregate | Recency | Sequence | InSegment
+# --- sessions, trends, context and scores ------------------------------------------
+
+SessionFn = Literal["count", "sum", "avg", "min", "max"]
+SESSION_FNS: frozenset[str] = frozenset(SessionFn.__args__)  # type: ignore[attr-defined]
+# duration: seconds from the session's first to its last event; pages: page and
+# screen calls in it; events: every call in it.
+SessionField = Literal["duration", "pages", "events"]
+SESSION_FIELDS: frozenset[str] = frozenset(SessionField.__args__)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class EventMeasure:
+    """An aggregate over matching events in a window, without a comparison."""
+
+    fn: AggregateFn
+    matcher: EventMatcher
+    property: tuple[str, ...] | None = None
+    window: Window = field(default=ALL_TIME)
+
+
+@dataclass(frozen=True)
+class SessionMeasure:
+    """An aggregate over the profile's sessions that *started* inside ``window``.
+
+    ``count`` takes no metric; the others aggregate ``metric``. Over no sessions
+    count and sum are 0; avg, min and max have no value and compare false.
+    """
+
+    fn: SessionFn
+    metric: SessionField | None = None
+    window: Window = field(default=ALL_TIME)
+
+
+Measure: TypeAlias = EventMeasure | SessionMeasure
+
+
+@dataclass(frozen=True)
+class SessionAggregate:
+    """A session metric compared with a number (durations in seconds)."""
+
+    measure: SessionMeasure
+    op: Operator
+    value: Value
+
+
+TrendOperator = Literal["eq", "ne", "lt", "lte", "gt", "gte"]
+TREND_OPERATORS: frozenset[str] = frozenset(TrendOperator.__args__)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Trend:
+    """``left op factor × right``: one measure compared with a multiple of another
+    (usually the same aggregate over an earlier window). False when either side has
+    no value (an average over nothing)."""
+
+    left: Measure
+    op: TrendOperator
+    factor: float | int
+    right: Measure
+
+
+# Readable shortcuts for the value on the profile's latest event that carries it.
+ContextField = Literal["device", "country", "referrer", "utm_source", "utm_medium", "utm_campaign"]
+CONTEXT_FIELDS: frozenset[str] = frozenset(ContextField.__args__)  # type: ignore[attr-defined]
+# Context values are strings: these are the operators that mean something on them.
+CONTEXT_OPERATORS: frozenset[str] = frozenset(
+    {"eq", "ne", "in", "not_in", "contains", "starts_with", "ends_with", "exists", "not_exists"}
+)
+
+
+@dataclass(frozen=True)
+class ContextCondition:
+    """``field op value`` on the latest event (at or before now) that carries ``field``
+    (see ``evaluate.context_value`` for where each field is read from)."""
+
+    field: ContextField
+    op: Operator
+    value: Value = None
+
+
+@dataclass(frozen=True)
+class ScoreCondition:
+    """A named weighted score (the sum of its criteria's points) compared with a number.
+
+    An unknown (or, defensively, cyclic) score has no value and compares false.
+    """
+
+    slug: str
+    op: Operator
+    value: Value
+
+
+@dataclass(frozen=True)
+class Criterion:
+    rule: Rule
+    points: float | int
+
+
+@dataclass(frozen=True)
+class ScoreDefinition:
+    criteria: tuple[Criterion, ...]
+
+
+Rule: TypeAlias = (
+    And
+    | Or
+    | Not
+    | TraitCondition
+    | Aggregate
+    | Recency
+    | Sequence
+    | InSegment
+    | SessionAggregate
+    | Trend
+    | ContextCondition
+    | ScoreCondition
+)
 
 
 def walk(rule: Rule) -> list[Rule]:
@@ -179,15 +295,45 @@ def referenced_segments(rule: Rule) -> set[str]:
     return {node.slug for node in walk(rule) if isinstance(node, InSegment)}
 
 
+def referenced_scores(rule: Rule) -> set[str]:
+    return {node.slug for node in walk(rule) if isinstance(node, ScoreCondition)}
+
+
+def measures(rule: Rule) -> list[Measure]:
+    """Every measure a rule reads (session aggregates and both sides of trends)."""
+    found: list[Measure] = []
+    for node in walk(rule):
+        if isinstance(node, SessionAggregate):
+            found.append(node.measure)
+        elif isinstance(node, Trend):
+            found.extend((node.left, node.right))
+    return found
+
+
 def referenced_events(rule: Rule) -> set[str]:
-    """Event names whose arrival can change this rule's truth."""
+    """Event names whose arrival can change this rule's truth (see also
+    ``reads_every_event``: sessions and context read events of any name)."""
     names: set[str] = set()
     for node in walk(rule):
         if isinstance(node, Aggregate | Recency):
             names.add(node.matcher.event)
         elif isinstance(node, Sequence):
             names.update({node.first.event, node.then.event})
+    names.update(m.matcher.event for m in measures(rule) if isinstance(m, EventMeasure))
     return names
+
+
+def reads_sessions(rule: Rule) -> bool:
+    return any(isinstance(m, SessionMeasure) for m in measures(rule))
+
+
+def context_fields(rule: Rule) -> set[str]:
+    return {node.field for node in walk(rule) if isinstance(node, ContextCondition)}
+
+
+def reads_every_event(rule: Rule) -> bool:
+    """Sessions and context shortcuts change with events of any name."""
+    return reads_sessions(rule) or bool(context_fields(rule))
 
 
 def uses_traits(rule: Rule) -> bool:

@@ -21,29 +21,44 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 
-from personalize.models import Event, Profile
+from personalize.models import Event, Profile, Session
+from personalize.sessions import rebuild_sessions
 from segments.rules import evaluate
 from segments.rules.sql import Vendor, compile_rule
 from segments.rules.tree import (
     AGGREGATE_FNS,
     ALL_TIME,
+    CONTEXT_FIELDS,
+    CONTEXT_OPERATORS,
+    SESSION_FIELDS,
+    SESSION_FNS,
     Aggregate,
     AggregateFn,
     And,
+    ContextCondition,
+    ContextField,
+    Criterion,
     EventMatcher,
+    EventMeasure,
     InSegment,
+    Measure,
     Not,
     Operator,
     Or,
     PropertyFilter,
     Recency,
     Rule,
+    ScoreCondition,
+    ScoreDefinition,
     Sequence,
+    SessionAggregate,
+    SessionMeasure,
     TraitCondition,
+    Trend,
     Value,
     Window,
 )
-from segments.selectors import profile_snapshot, segment_member_ids
+from segments.selectors import profile_sessions, profile_snapshot, segment_member_ids
 from tests.factories import EventFactory, ProfileFactory
 
 T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
@@ -51,21 +66,30 @@ H = timedelta(hours=1)
 US = timedelta(microseconds=1)
 POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 
-MemberIds = Callable[[Rule, Mapping[str, Rule], datetime], set[int]]
+MemberIds = Callable[..., set[int]]
+Scores = Mapping[str, ScoreDefinition]
 
 # --- running a rule both ways --------------------------------------------------------
 
 
-def reference_ids(rule: Rule, segments: Mapping[str, Rule], now: datetime) -> set[int]:
+def reference_ids(
+    rule: Rule, segments: Mapping[str, Rule], now: datetime, scores: Scores | None = None
+) -> set[int]:
     names = set(Event.objects.values_list("name", flat=True))
     return {
         profile.id
         for profile in Profile.objects.order_by("id")
         if evaluate(
             rule,
-            profile_snapshot(profile=profile, event_names=names, since=None),
+            profile_snapshot(
+                profile=profile,
+                event_names=names,
+                since=None,
+                sessions=profile_sessions(profile=profile, since=None),
+            ),
             now,
             segments,
+            scores=scores,
             explain=False,
         ).matched
     }
@@ -97,6 +121,15 @@ def postgres() -> Iterator[psycopg.Connection[Any]]:
                 " properties jsonb NOT NULL,"
                 " context jsonb NOT NULL)"
             )
+            conn.execute(
+                "CREATE TABLE personalize_session ("
+                " id bigint PRIMARY KEY,"
+                " profile_id bigint NOT NULL REFERENCES personalize_profile (id),"
+                " started_at timestamptz NOT NULL,"
+                " ended_at timestamptz NOT NULL,"
+                " events integer NOT NULL,"
+                " pages integer NOT NULL)"
+            )
             yield conn
     finally:
         with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
@@ -104,7 +137,7 @@ def postgres() -> Iterator[psycopg.Connection[Any]]:
 
 
 def copy_rows_to(conn: psycopg.Connection[Any]) -> None:
-    conn.execute("TRUNCATE personalize_event, personalize_profile")
+    conn.execute("TRUNCATE personalize_session, personalize_event, personalize_profile")
     with conn.cursor() as cursor:
         cursor.executemany(
             "INSERT INTO personalize_profile (id, traits) VALUES (%s, %s)",
@@ -121,22 +154,36 @@ def copy_rows_to(conn: psycopg.Connection[Any]) -> None:
                 )
             ],
         )
+        cursor.executemany(
+            "INSERT INTO personalize_session"
+            " (id, profile_id, started_at, ended_at, events, pages)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            list(
+                Session.objects.values_list(
+                    "id", "profile_id", "started_at", "ended_at", "events", "pages"
+                )
+            ),
+        )
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.stack)])
 def member_ids(request: pytest.FixtureRequest, db: None) -> MemberIds:
     if request.param == "sqlite":
 
-        def on_sqlite(rule: Rule, segments: Mapping[str, Rule], now: datetime) -> set[int]:
-            return segment_member_ids(rule=rule, segments=segments, now=now)
+        def on_sqlite(
+            rule: Rule, segments: Mapping[str, Rule], now: datetime, scores: Scores | None = None
+        ) -> set[int]:
+            return segment_member_ids(rule=rule, segments=segments, now=now, scores=scores)
 
         return on_sqlite
 
     conn: psycopg.Connection[Any] = request.getfixturevalue("postgres")
 
-    def on_postgresql(rule: Rule, segments: Mapping[str, Rule], now: datetime) -> set[int]:
+    def on_postgresql(
+        rule: Rule, segments: Mapping[str, Rule], now: datetime, scores: Scores | None = None
+    ) -> set[int]:
         copy_rows_to(conn)
-        query = compile_rule(rule, now=now, segments=segments, vendor="postgresql")
+        query = compile_rule(rule, now=now, segments=segments, vendor="postgresql", scores=scores)
         return {row[0] for row in conn.execute(query.sql, query.params).fetchall()}
 
     return on_postgresql
@@ -500,9 +547,56 @@ def windows(draw: st.DrawFn) -> Window:
     return Window(start=start, end=start + draw(HOURS) + H)
 
 
+CONTEXT_TEXTS = ["mobile", "desktop", "tablet", "FR", "newsletter", "google", "https://", ""]
+AMOUNTS = [0, 1, 2, 0.5, 1.5, 1800, 3600, 5400.5]
+
+
 @st.composite
-def leaves(draw: st.DrawFn) -> Rule:
-    kind = draw(st.sampled_from(["trait", "aggregate", "recency", "sequence", "segment"]))
+def event_measures(draw: st.DrawFn) -> EventMeasure:
+    fn: AggregateFn = draw(st.sampled_from(sorted(AGGREGATE_FNS)))
+    prop = None if fn == "count" else draw(st.sampled_from(PATHS))
+    return EventMeasure(fn, draw(matchers()), prop, draw(windows()))
+
+
+@st.composite
+def session_measures(draw: st.DrawFn) -> SessionMeasure:
+    fn = draw(st.sampled_from(sorted(SESSION_FNS)))
+    metric = None if fn == "count" else draw(st.sampled_from(sorted(SESSION_FIELDS)))
+    return SessionMeasure(fn, metric, draw(windows()))  # type: ignore[arg-type]
+
+
+def measures_() -> st.SearchStrategy[Measure]:
+    return st.one_of(event_measures(), session_measures())
+
+
+@st.composite
+def number_comparisons(draw: st.DrawFn) -> tuple[Operator, Value]:
+    op: Operator = draw(st.sampled_from(["eq", "ne", "lt", "lte", "gt", "gte", "between"]))
+    if op == "between":
+        low, high = sorted(draw(st.lists(st.sampled_from(AMOUNTS), min_size=2, max_size=2)))
+        return op, [low, high]
+    return op, draw(st.sampled_from(AMOUNTS))
+
+
+@st.composite
+def context_conditions(draw: st.DrawFn) -> ContextCondition:
+    name: ContextField = draw(st.sampled_from(sorted(CONTEXT_FIELDS)))
+    op: Operator = draw(st.sampled_from(sorted(CONTEXT_OPERATORS)))
+    value: Value = None
+    if op in {"in", "not_in"}:
+        texts: list[str | int | float | bool | None] = draw(
+            st.lists(st.sampled_from(CONTEXT_TEXTS), max_size=3)
+        )
+        value = texts
+    elif op not in {"exists", "not_exists"}:
+        value = draw(st.sampled_from(CONTEXT_TEXTS))
+    return ContextCondition(name, op, value)
+
+
+@st.composite
+def leaves(draw: st.DrawFn, *, with_scores: bool = True) -> Rule:
+    kinds = ["trait", "aggregate", "recency", "sequence", "segment", "sessions", "trend", "context"]
+    kind = draw(st.sampled_from(kinds + (["score"] if with_scores else [])))
     if kind == "trait":
         op, value = draw(operator_and_value())
         return TraitCondition(draw(st.sampled_from([("a",), ("b",), ("a", "c")])), op, value)
@@ -519,7 +613,31 @@ def leaves(draw: st.DrawFn) -> Rule:
         return Sequence(
             draw(matchers()), draw(matchers()), draw(HOURS), draw(st.booleans()), draw(windows())
         )
+    if kind == "sessions":
+        op, value = draw(number_comparisons())
+        return SessionAggregate(draw(session_measures()), op, value)
+    if kind == "trend":
+        return Trend(
+            draw(measures_()),
+            draw(st.sampled_from(["eq", "ne", "lt", "lte", "gt", "gte"])),
+            draw(st.sampled_from([1, 0.5, 0.7, 2])),
+            draw(measures_()),
+        )
+    if kind == "context":
+        return draw(context_conditions())
+    if kind == "score":
+        op, value = draw(number_comparisons())
+        return ScoreCondition(draw(st.sampled_from(["sc", "unknown"])), op, value)
     return InSegment(draw(st.sampled_from(["s1", "s2", "unknown"])), draw(st.booleans()))
+
+
+score_definitions = st.builds(
+    lambda rules, points: ScoreDefinition(
+        tuple(Criterion(rule, p) for rule, p in zip(rules, points, strict=False))
+    ),
+    st.lists(leaves(with_scores=False), min_size=1, max_size=3),
+    st.lists(st.sampled_from([1, 2, 0.5, -1, 1800]), min_size=3, max_size=3),
+)
 
 
 def trees(leaf: st.SearchStrategy[Rule]) -> st.SearchStrategy[Rule]:
@@ -539,12 +657,33 @@ TIMES = st.builds(
     st.integers(-6, 2),
     st.sampled_from([timedelta(0), US, -US, timedelta(minutes=30)]),
 )
+CONTEXTS: list[dict[str, Any]] = [
+    {},
+    {},
+    {"device": {"type": "mobile"}},
+    {"userAgent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Mobile/15E148"},
+    {"userAgent": "Mozilla/5.0 (Linux; Android 10; SM-T510)"},
+    {"userAgent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"},
+    {"userAgent": ""},
+    {"device": {"type": ""}, "userAgent": "Mozilla/5.0 (iPad; CPU OS 17_0)"},
+    {"device": {"type": 1}, "userAgent": "Mozilla/5.0 (Linux; Android 10) Mobile"},
+    {"location": {"country": "FR"}},
+    {"location": {"country": 1}},
+    {"campaign": {"source": "newsletter", "medium": "email", "name": "spring"}},
+    {"page": {"referrer": "https://google.com/x"}},
+    {"referrer": {"url": "https://bing.com"}},
+    {"page": {"referrer": ""}, "referrer": {"url": "https://google.com"}},
+]
 EVENTS = st.lists(
     st.tuples(
         st.sampled_from(NAMES),
         TIMES,
         st.dictionaries(st.sampled_from(["a", "b"]), PROPERTY_VALUES, max_size=2),
-        st.dictionaries(st.just("c"), PROPERTY_VALUES, max_size=1),
+        st.builds(
+            lambda c, extra: {**c, **extra},
+            st.dictionaries(st.just("c"), PROPERTY_VALUES, max_size=1),
+            st.sampled_from(CONTEXTS),
+        ),
     ),
     max_size=5,
 )
@@ -564,6 +703,7 @@ TRAIT_DOCS = st.dictionaries(
     rule=trees(leaves()),
     s1=trees(leaves()),
     s2=trees(leaves()),
+    score=score_definitions,
     histories=st.lists(st.tuples(TRAIT_DOCS, EVENTS), min_size=1, max_size=3),
     now=TIMES,
 )
@@ -572,17 +712,156 @@ def test_sql_agrees_with_reference_on_random_rules(
     rule: Rule,
     s1: Rule,
     s2: Rule,
+    score: ScoreDefinition,
     histories: list[
         tuple[dict[str, Any], list[tuple[str, datetime, dict[str, Any], dict[str, Any]]]]
     ],
     now: datetime,
 ) -> None:
+    Session.objects.all().delete()
     Event.objects.all().delete()
     Profile.objects.all().delete()
     for traits, events in histories:
         profile = make_profile(traits)
         for name, ts, props, ctx in events:
-            EventFactory(profile=profile, name=name, timestamp=ts, properties=props, context=ctx)
+            EventFactory(
+                profile=profile,
+                name=name,
+                # Views are page calls, so sessions count pages.
+                type=Event.Type.PAGE if name == "view" else Event.Type.TRACK,
+                timestamp=ts,
+                properties=props,
+                context=ctx,
+            )
+        if events:
+            rebuild_sessions(profile_id=profile.id, since=min(ts for _, ts, _, _ in events))
     segments = {"s1": s1, "s2": s2}
+    scores = {"sc": score}
 
-    assert member_ids(rule, segments, now) == reference_ids(rule, segments, now)
+    assert member_ids(rule, segments, now, scores) == reference_ids(rule, segments, now, scores)
+
+
+# --- sessions, trends, context shortcuts and scores --------------------------------------
+
+M = timedelta(minutes=1)
+D = timedelta(days=1)
+
+
+def build_visits() -> dict[str, int]:
+    """ "loyal": three sessions this week (2m, 10m and 0s) and six the week before;
+    "new": one long session yesterday from a phone in France via the newsletter;
+    "quiet": nothing at all."""
+    profiles = {label: make_profile({}) for label in ("loyal", "new", "quiet")}
+
+    def visit(label: str, start: datetime, span: timedelta, pages: int, **context: Any) -> None:
+        for index in range(pages):
+            at = start + (span * index / (pages - 1) if pages > 1 else timedelta(0))
+            EventFactory(
+                profile=profiles[label], name="page", type=Event.Type.PAGE, timestamp=at,
+                context=context,
+            )  # fmt: skip
+
+    desktop = {"userAgent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"}
+    visit("loyal", T0 - 1 * D, 2 * M, 3, **desktop)
+    visit("loyal", T0 - 2 * D, 10 * M, 5, **desktop)
+    visit("loyal", T0 - 3 * D, timedelta(0), 1, campaign={"source": "ads"})
+    for day in range(8, 14):
+        visit("loyal", T0 - day * D, M, 2)
+    visit(
+        "new",
+        T0 - 1 * D,
+        20 * M,
+        2,
+        userAgent="Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Mobile/15E148",
+        location={"country": "FR"},
+        campaign={"source": "newsletter"},
+        page={"referrer": "https://www.google.com/search"},
+    )
+    for label, profile in profiles.items():
+        if label != "quiet":
+            rebuild_sessions(profile_id=profile.id, since=T0 - 30 * D)
+    return {label: profile.id for label, profile in profiles.items()}
+
+
+LAST_7D = Window(oldest_age=7 * D)
+WEEK_BEFORE = Window(oldest_age=14 * D, newest_age=7 * D)
+SESSIONS_7D = SessionMeasure("count", window=LAST_7D)
+ENGAGEMENT = ScoreDefinition(
+    (
+        Criterion(SessionAggregate(SessionMeasure("count", window=LAST_7D), "gte", 2), 30),
+        Criterion(ContextCondition("utm_source", "eq", "newsletter"), 25),
+        Criterion(Aggregate("count", EventMatcher("page"), "gte", 10), 20.5),
+    )
+)
+VISIT_CASES: list[tuple[str, Rule, set[str]]] = [
+    ("sessions this week", SessionAggregate(SESSIONS_7D, "gte", 3), {"loyal"}),
+    ("no sessions", SessionAggregate(SessionMeasure("count"), "eq", 0), {"quiet"}),
+    (
+        "time on site in 48h",
+        SessionAggregate(SessionMeasure("sum", "duration", Window(oldest_age=48 * H)), "gte", 120),
+        {"loyal", "new"},
+    ),
+    (
+        "average duration this week",
+        SessionAggregate(SessionMeasure("avg", "duration", LAST_7D), "eq", 240),
+        {"loyal"},
+    ),
+    (
+        "pages per session",
+        SessionAggregate(SessionMeasure("max", "pages", LAST_7D), "between", [2, 3]),
+        {"new"},
+    ),
+    (
+        "fewer sessions than 0.7 of the week before",
+        Trend(SESSIONS_7D, "lt", 0.7, SessionMeasure("count", window=WEEK_BEFORE)),
+        {"loyal"},
+    ),
+    (
+        "trend over events",
+        Trend(
+            EventMeasure("count", EventMatcher("page"), window=LAST_7D),
+            "gt",
+            1,
+            EventMeasure("count", EventMatcher("page"), window=WEEK_BEFORE),
+        ),
+        {"new"},
+    ),
+    ("device from the user agent", ContextCondition("device", "eq", "mobile"), {"new"}),
+    ("desktop", ContextCondition("device", "eq", "desktop"), {"loyal"}),
+    ("country", ContextCondition("country", "in", ["FR", "DE"]), {"new"}),
+    ("latest carrier wins", ContextCondition("utm_source", "eq", "ads"), {"loyal"}),
+    ("referrer", ContextCondition("referrer", "contains", "google"), {"new"}),
+    ("never carried", ContextCondition("country", "not_exists"), {"loyal", "quiet"}),
+    (
+        "context filter on events",
+        Aggregate(
+            "count",
+            EventMatcher("page", (PropertyFilter(("context", "campaign", "source"), "eq", "ads"),)),
+            "eq",
+            1,
+        ),
+        {"loyal"},
+    ),
+    # loyal: 30 (3 sessions) + 20.5 (21 pages); new: 25 (the newsletter).
+    ("score threshold", ScoreCondition("engagement", "gte", 50), {"loyal"}),
+    ("score with fractions", ScoreCondition("engagement", "eq", 50.5), {"loyal"}),
+    ("score exact", ScoreCondition("engagement", "eq", 25), {"new"}),
+    ("score of nobody", ScoreCondition("engagement", "eq", 0), {"quiet"}),
+    ("unknown score", ScoreCondition("nope", "gte", 0), set()),
+]
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"), [(r, e) for _, r, e in VISIT_CASES], ids=[c[0] for c in VISIT_CASES]
+)
+def test_sql_selects_what_the_evaluator_matches_for_visits_context_and_scores(
+    member_ids: MemberIds, rule: Rule, expected: set[str]
+) -> None:
+    ids = build_visits()
+    labels = {pid: label for label, pid in ids.items()}
+    scores = {"engagement": ENGAGEMENT}
+
+    selected = member_ids(rule, {}, T0, scores)
+
+    assert {labels[pid] for pid in reference_ids(rule, {}, T0, scores)} == expected
+    assert {labels[pid] for pid in selected} == expected

@@ -22,14 +22,23 @@ from typing import Any
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from segments.rules.evaluate import Evaluation, EventRecord, ProfileSnapshot, evaluate
+from segments.rules.evaluate import (
+    Evaluation,
+    EventRecord,
+    ProfileSnapshot,
+    SessionRecord,
+    evaluate,
+)
 from segments.rules.schema import rule_from_json, rule_to_json
 from segments.rules.tree import (
     ALL_TIME,
     Aggregate,
     AggregateFn,
     And,
+    ContextCondition,
+    Criterion,
     EventMatcher,
+    EventMeasure,
     InSegment,
     Not,
     Operator,
@@ -37,8 +46,13 @@ from segments.rules.tree import (
     PropertyFilter,
     Recency,
     Rule,
+    ScoreCondition,
+    ScoreDefinition,
     Sequence,
+    SessionAggregate,
+    SessionMeasure,
     TraitCondition,
+    Trend,
     Window,
     walk,
 )
@@ -131,11 +145,46 @@ sequences = st.builds(
     followed=st.booleans(),
     window=windows(),
 )
+session_measures = st.builds(
+    SessionMeasure,
+    fn=st.sampled_from(("count", "sum", "avg", "max")),
+    metric=st.sampled_from(("duration", "pages")),
+    window=windows(),
+).map(lambda m: SessionMeasure("count", None, m.window) if m.fn == "count" else m)
+event_measures = st.builds(
+    lambda agg: EventMeasure(agg.fn, agg.matcher, agg.property, agg.window), aggregates()
+)
+session_aggregates = st.builds(
+    SessionAggregate,
+    measure=session_measures,
+    op=st.sampled_from(("eq", "lt", "gte", "between")),
+    value=st.sampled_from((0, 1, 2, 1800, 3600)),
+).map(lambda r: SessionAggregate(r.measure, r.op, [1, 2]) if r.op == "between" else r)
+trends = st.builds(
+    Trend,
+    left=st.one_of(session_measures, event_measures),
+    op=st.sampled_from(("eq", "ne", "lt", "lte", "gt", "gte")),
+    factor=st.sampled_from((1, 0.5, 2)),
+    right=st.one_of(session_measures, event_measures),
+)
+contexts = st.builds(
+    ContextCondition,
+    field=st.sampled_from(("country", "device")),
+    op=st.sampled_from(("eq", "ne", "exists")),
+    value=st.sampled_from(("FR", "mobile")),
+).map(lambda c: ContextCondition(c.field, "exists") if c.op == "exists" else c)
+scores_used = st.builds(
+    ScoreCondition,
+    slug=st.sampled_from(("sc", "sc", "missing")),
+    op=st.sampled_from(("gte", "eq", "lt")),
+    value=st.sampled_from((0, 5, 10, 15)),
+)
 segment_conditions = st.builds(InSegment, slug=st.sampled_from(SLUGS), member=st.booleans())
 # Leaves that time can flip are drawn more often than those it cannot (traits, segments).
 leaves_without_segments = st.one_of(
-    traits, aggregates(), aggregates(), recencies, sequences, sequences
-)
+    traits, aggregates(), aggregates(), recencies, sequences, sequences, session_aggregates,
+    trends, contexts,
+)  # fmt: skip
 leaves = st.one_of(
     traits,
     segment_conditions,
@@ -145,6 +194,18 @@ leaves = st.one_of(
     sequences,
     sequences,
     sequences,
+    session_aggregates,
+    trends,
+    trends,
+    contexts,
+    scores_used,
+)
+# A score of a trait (no change points) and one leaf time can flip, so the score's
+# change points stay within one leaf's budget.
+score_definitions = st.builds(
+    lambda trait, leaf: ScoreDefinition((Criterion(trait, 5), Criterion(leaf, 10))),
+    traits,
+    leaves_without_segments.filter(lambda leaf: not isinstance(leaf, TraitCondition)),
 )
 rules = st.recursive(
     leaves,
@@ -167,12 +228,28 @@ def event_records(draw: st.DrawFn) -> EventRecord:
     if price is not None:
         properties["price"] = price
     country = draw(st.sampled_from((None, "FR", "DE")))
+    context: dict[str, Any] = {} if country is None else {"country": country}
+    # The country shortcut reads location.country; "context.country" filters read the other.
+    if draw(st.booleans()):
+        context["location"] = {"country": draw(st.sampled_from(("FR", "DE")))}
+    agent = draw(st.sampled_from((None, "Mozilla (iPhone) Mobile", "Mozilla (Windows)")))
+    if agent is not None:
+        context["userAgent"] = agent
     return EventRecord(
         name=draw(st.sampled_from(NAMES)),
         timestamp=draw(instants),
         properties=properties,
-        context={} if country is None else {"country": country},
+        context=context,
     )
+
+
+MAX_SESSIONS = 2
+session_records = st.builds(
+    lambda start, span, pages: SessionRecord(start, start + span, pages + 1, pages),
+    instants,
+    st.sampled_from((timedelta(0), STEP, H)),
+    st.integers(0, 3),
+)
 
 
 MAX_FLIPS = 6
@@ -184,9 +261,12 @@ class Case:
     segments: dict[str, Rule]
     profile: ProfileSnapshot
     nows: tuple[datetime, ...]
+    scores: dict[str, ScoreDefinition]
 
     def at(self, when: datetime, *, explain: bool = False) -> Evaluation:
-        return evaluate(self.rule, self.profile, when, self.segments, explain=explain)
+        return evaluate(
+            self.rule, self.profile, when, self.segments, scores=self.scores, explain=explain
+        )
 
     def checkpoints(self) -> list[tuple[datetime, Evaluation]]:
         """Each drawn ``now``, then each flip it leads to in turn, with the answer there."""
@@ -209,10 +289,12 @@ class Case:
         absolute windows only open as their events arrive. The answer is constant
         between these instants, so checking them all checks every instant.
         """
+        starts = [record.timestamp for record in self.profile.events]
+        starts += [session.started_at for session in self.profile.sessions]
         return sorted(
             {
-                record.timestamp + duration + nudge
-                for record in self.profile.events
+                start + duration + nudge
+                for start in starts
                 for duration in (timedelta(0), *DURATIONS)
                 for nudge in (timedelta(0), US)
             }
@@ -224,14 +306,17 @@ def cases(draw: st.DrawFn) -> Case:
     rule = draw(rules)
     assert _leaf_count(rule) <= MAX_LEAVES
     history = draw(st.lists(event_records(), min_size=2, max_size=MAX_EVENTS))
+    sessions = draw(st.lists(session_records, max_size=MAX_SESSIONS))
     return Case(
         rule=rule,
         segments={"s1": draw(leaves_without_segments), "s2": draw(leaves_without_segments)},
         profile=ProfileSnapshot(
             traits=draw(st.sampled_from(({}, {"plan": "pro"}, {"plan": "free"}))),
             events=sorted(history, key=lambda item: item.timestamp),
+            sessions=sorted(sessions, key=lambda item: item.started_at),
         ),
         nows=tuple(draw(st.lists(nows | _near_an_event(history), min_size=1, max_size=3))),
+        scores={"sc": draw(score_definitions)},
     )
 
 

@@ -330,7 +330,7 @@ OPERATORS = (
     "['between', 'contains', 'ends_with', 'eq', 'exists', 'gt', 'gte', 'in', 'is_empty', "
     "'lt', 'lte', 'ne', 'not_exists', 'not_in', 'starts_with']"
 )
-RULE_TYPES = "use and, or, not, trait, aggregate, recency, sequence or segment"
+RULE_TYPES = "use and, or, not, trait, aggregate, recency, sequence, segment, sessions, trend, context or score"
 NOT_A_DURATION = "is not a duration; write a whole number and a unit: s, m, h, d or w (e.g. 48h)"
 WINDOW_SHAPES = (
     'use {"last": D}, {"from_ago": D, "to_ago": D}, {"start": T, "end": T} or {"all": true}'
@@ -362,7 +362,8 @@ INVALID: dict[str, tuple[Any, str, str]] = {
     "type_not_a_string": (
         {"type": ["and"]},
         "type",
-        "must be a string: and, or, not, trait, aggregate, recency, sequence or segment",
+        "must be a string: and, or, not, trait, aggregate, recency, sequence, segment, sessions,"
+        " trend, context or score",
     ),
     "unknown_field": (
         {**TRAIT, "colour": "red", "weight": 1},
