@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from personalize.models import Event, Profile
 from segments import selectors
-from segments.models import Membership, Segment
+from segments.models import Membership, Segment, SegmentKind
 from segments.rules import (
     Evaluation,
     Rule,
@@ -26,7 +26,9 @@ from segments.rules import (
     rule_from_json,
     rule_to_json,
 )
-from segments.rules.tree import referenced_segments
+from segments.rules.tree import InSegment, referenced_segments
+from segments.history import record_segment_sizes
+from segments.static import static_rules_for_profile
 from segments.signals import SegmentsChanged, memberships_changed
 
 logger = logging.getLogger(__name__)
@@ -58,8 +60,12 @@ class MembershipChange:
 def validate_segment_rule(*, slug: str, rule: Any) -> dict[str, Any]:
     """The canonical JSON of ``rule``; raises RuleError naming the field at fault."""
     parsed = rule_from_json(rule)
-    known = dict(Segment.objects.exclude(slug=slug).values_list("slug", "rule"))
-    graph = {other: referenced_segments(rule_from_json(data)) for other, data in known.items()}
+    known = Segment.objects.exclude(slug=slug).values_list("slug", "rule", "kind")
+    # A static segment is a leaf: a fixed member list refers to nothing.
+    graph = {
+        other: set() if kind == SegmentKind.STATIC else referenced_segments(rule_from_json(data))
+        for other, data, kind in known
+    }
     graph[slug] = referenced_segments(parsed)
     for missing in sorted(graph[slug] - set(graph)):
         raise RuleError("rule", f"refers to segment {missing!r}, which does not exist")
@@ -87,6 +93,8 @@ def segment_save(
     *, slug: str, name: str, rule: Any, description: str = "", is_active: bool = True
 ) -> Segment:
     """Create or update a segment by slug, after validating its rule."""
+    if Segment.objects.filter(slug=slug, kind=SegmentKind.STATIC).exists():
+        raise RuleError("rule", f"segment {slug!r} is static: its members come from a list")
     canonical = validate_segment_rule(slug=slug, rule=rule)
     segment, _ = Segment.objects.update_or_create(
         slug=slug,
@@ -150,13 +158,17 @@ def recompute_profile(*, profile_id: int, now: datetime | None = None) -> Member
         Profile.objects.filter(pk=profile_id).update(recompute_requested_at=None)
         # "now" is read under the profile lock, so no event committed before it is missed.
         now = now or timezone.now()
+        # Static segments are constants for this profile (listed or not), never evaluated.
+        rules_by_slug.update(static_rules_for_profile(profile_id=profile_id))
         snapshot = selectors.snapshot_for_rules(profile=profile, rules=rules_by_slug, now=now)
         results: dict[int, Evaluation] = {
             d.id: evaluate(d.rule, snapshot, now, rules_by_slug) for d in definitions
         }
         open_memberships = {
             m.segment_id: m
-            for m in Membership.objects.filter(profile_id=profile_id, exited_at__isnull=True)
+            for m in Membership.objects.filter(
+                profile_id=profile_id, exited_at__isnull=True
+            ).exclude(segment__kind=SegmentKind.STATIC)
         }
         entered = [d for d in definitions if results[d.id].matched and d.id not in open_memberships]
         exited = [
@@ -266,8 +278,12 @@ def recompute_segment(
     between the query and the write.
     """
     now = now or timezone.now()
-    definitions = {d.slug: d for d in selectors.active_segment_definitions()}
     segment = Segment.objects.get(pk=segment_id)
+    if segment.kind == SegmentKind.STATIC:
+        # A fixed list: rules never add or remove its members.
+        members = Membership.objects.filter(segment_id=segment_id, exited_at__isnull=True)
+        return SegmentRecompute(segment=segment.slug, members=members.count(), entered=0, exited=0)
+    definitions = {d.slug: d for d in selectors.active_segment_definitions()}
     rule = segment.parsed_rule()
     if segment.is_active:
         member_ids = selectors.segment_member_ids(
@@ -322,6 +338,7 @@ def recompute_segment(
         if progress is not None:
             progress(min(start + chunk_size, len(changed)), len(changed))
     _mark_readers_due(rule, now=now, chunk_size=chunk_size * 5)
+    record_segment_sizes(segment_ids=[segment_id], now=now)
     return SegmentRecompute(
         segment=segment.slug, members=len(member_ids), entered=entered, exited=exited
     )
@@ -376,8 +393,14 @@ def explain_profile(*, profile_id: int, segment: Segment, now: datetime) -> Eval
     """Which of the segment's conditions hold for the profile now, with their values."""
     definitions = selectors.active_segment_definitions()
     rules = {d.slug: d.rule for d in definitions}
-    rule = segment.parsed_rule()
-    rules[segment.slug] = rule
+    rules.update(static_rules_for_profile(profile_id=profile_id))
+    if segment.kind == SegmentKind.STATIC:
+        # Its only condition: being on the list (read even when inactive).
+        rules.update(static_rules_for_profile(profile_id=profile_id, segment_ids=[segment.pk]))
+        rule: Rule = InSegment(slug=segment.slug)
+    else:
+        rule = segment.parsed_rule()
+        rules[segment.slug] = rule
     profile = Profile.objects.get(pk=profile_id)
     snapshot = selectors.snapshot_for_rules(profile=profile, rules=rules, now=now)
     return evaluate(rule, snapshot, now, rules)

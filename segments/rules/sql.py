@@ -54,6 +54,7 @@ SqlParam = str | int | float | bool | datetime | None
 
 PROFILE_TABLE = "personalize_profile"
 EVENT_TABLE = "personalize_event"
+MEMBERSHIP_TABLE = "segments_membership"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -69,12 +70,22 @@ class CompiledQuery:
 
 
 def compile_rule(
-    rule: Rule, *, now: datetime, segments: Mapping[str, Rule], vendor: Vendor
+    rule: Rule,
+    *,
+    now: datetime,
+    segments: Mapping[str, Rule],
+    vendor: Vendor,
+    static_segments: Mapping[str, int] | None = None,
 ) -> CompiledQuery:
-    """SQL selecting the ids of all profiles for which ``rule`` holds at ``now``."""
+    """SQL selecting the ids of all profiles for which ``rule`` holds at ``now``.
+
+    ``static_segments`` maps the slugs of static segments (fixed member lists, no
+    rule) to their ids: ``segment`` conditions on them read their open memberships.
+    """
     if vendor not in ("postgresql", "sqlite"):
         raise ValueError(f"no SQL compiler for database vendor {vendor!r}")
     compiler = _Compiler(now=now, segments=segments, vendor=vendor)
+    compiler.static_segments = static_segments or {}
     where = compiler.predicate(rule, ())
     parts: list[str] = []
     if compiler.ctes:
@@ -97,6 +108,7 @@ class _Compiler:
     def __init__(self, *, now: datetime, segments: Mapping[str, Rule], vendor: Vendor) -> None:
         self.now = now
         self.segments = segments
+        self.static_segments: Mapping[str, int] = {}
         self.pg = vendor == "postgresql"
         self.float_type = "double precision" if self.pg else "REAL"
         self.ctes: list[str] = []
@@ -172,6 +184,13 @@ class _Compiler:
         return self.in_segment(rule, stack)
 
     def in_segment(self, rule: InSegment, stack: tuple[str, ...]) -> str:
+        static_id = self.static_segments.get(rule.slug)
+        if static_id is not None:
+            listed = (
+                f"(p.id IN (SELECT sm.profile_id FROM {MEMBERSHIP_TABLE} sm"
+                f" WHERE sm.segment_id = {self.param(static_id)} AND sm.exited_at IS NULL))"
+            )
+            return listed if rule.member else f"(NOT {listed})"
         target = self.segments.get(rule.slug)
         if target is None or rule.slug in stack:
             # An unknown (or, defensively, cyclic) segment has no members.
