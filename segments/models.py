@@ -74,6 +74,7 @@ class Membership(models.Model):
 # --- static segments, size history, webhooks (docs/segments-admin.md) -------------------
 # Appended rather than merged into Segment's body so parallel edits of the class stay apart.
 
+
 class SegmentSizeSnapshot(models.Model):
     """How many members a segment had at a moment, kept for size-over-time charts."""
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from personalize.models import Event, Profile
 from segments import selectors
+from segments.history import record_segment_sizes
 from segments.models import Membership, Segment, SegmentKind
 from segments.rules import (
     Evaluation,
@@ -27,9 +28,8 @@ from segments.rules import (
     rule_to_json,
 )
 from segments.rules.tree import InSegment, referenced_segments
-from segments.history import record_segment_sizes
-from segments.static import static_rules_for_profile
 from segments.signals import SegmentsChanged, memberships_changed
+from segments.static import LISTED, static_rules_for_profile
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +159,8 @@ def recompute_profile(*, profile_id: int, now: datetime | None = None) -> Member
         # "now" is read under the profile lock, so no event committed before it is missed.
         now = now or timezone.now()
         # Static segments are constants for this profile (listed or not), never evaluated.
-        rules_by_slug.update(static_rules_for_profile(profile_id=profile_id))
+        static_rules = static_rules_for_profile(profile_id=profile_id)
+        rules_by_slug.update(static_rules)
         snapshot = selectors.snapshot_for_rules(profile=profile, rules=rules_by_slug, now=now)
         results: dict[int, Evaluation] = {
             d.id: evaluate(d.rule, snapshot, now, rules_by_slug) for d in definitions
@@ -202,7 +203,10 @@ def recompute_profile(*, profile_id: int, now: datetime | None = None) -> Member
             entered=sorted(d.slug for d in entered),
             exited=sorted(slug_by_id[m.segment_id] for m in exited if m.segment_id in slug_by_id)
             + sorted(m.segment.slug for m in exited if m.segment_id not in slug_by_id),
-            current=sorted(d.slug for d in definitions if results[d.id].matched),
+            current=sorted(
+                [d.slug for d in definitions if results[d.id].matched]
+                + [slug for slug, rule in static_rules.items() if rule is LISTED]
+            ),
             next_evaluation_at=next_evaluation_at,
         )
         if change.changed:

@@ -56,7 +56,9 @@ def _profile_ids(changes: list[SegmentsChanged]) -> dict[int, dict[str, Any]]:
         .exclude(consent=Profile.Consent.DENIED)
         .values_list("pk", flat=True)
     )
-    ids: dict[int, dict[str, Any]] = {pid: {"user_id": None, "anonymous_ids": []} for pid in allowed}
+    ids: dict[int, dict[str, Any]] = {
+        pid: {"user_id": None, "anonymous_ids": []} for pid in allowed
+    }
     for profile_id, kind, value in (
         Identity.objects.filter(profile_id__in=allowed)
         .order_by("profile_id", "created_at", "pk")

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from content.models import Block, BlockVariant, Item, Slot
 from personalize.models import Event, Identity, Profile, QualityCount, Source
-from segments.models import Segment
+from segments.models import Membership, Segment, SegmentKind, Webhook
 from shop.models import Category, Product
 
 
@@ -155,3 +155,29 @@ class ItemFactory(factory.django.DjangoModelFactory):
     url = factory.LazyAttribute(lambda item: f"/p/{item.item_id}/")
     popularity = 1.0
     interactions = 1
+
+
+class StaticSegmentFactory(SegmentFactory):
+    """A fixed list: no rule; members are added with MembershipFactory."""
+
+    slug = factory.Sequence(lambda n: f"static-{n}")
+    rule = factory.LazyFunction(dict)
+    kind = SegmentKind.STATIC
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    profile = factory.SubFactory(ProfileFactory)
+    segment = factory.SubFactory(SegmentFactory)
+    entered_at = factory.LazyFunction(timezone.now)
+
+
+class WebhookFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Webhook
+
+    name = factory.Sequence(lambda n: f"hook-{n}")
+    url = "http://127.0.0.1:9/hook"
+    secret = "s3cret"
