@@ -121,10 +121,24 @@ def _enqueue_delivery(delivery_id: int) -> None:
     from segments.tasks import deliver_webhook
 
     try:
-        deliver_webhook.delay(delivery_id)
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            # Embedded default (no worker): deliver here, retrying at once; Celery's
+            # eager retries would raise into the sender instead.
+            _deliver_with_retries(delivery_id, retries=settings.P13N_WEBHOOK_MAX_RETRIES)
+        else:
+            deliver_webhook.delay(delivery_id)
     except Exception:
         # The row stays pending: `deliver_pending_webhooks` queues it again.
         logger.exception("could not queue webhook delivery %s", delivery_id)
+
+
+def _deliver_with_retries(delivery_id: int, *, retries: int) -> None:
+    for attempt in range(retries + 1):
+        try:
+            deliver(delivery_id=delivery_id, final_attempt=attempt == retries)
+        except WebhookUnavailable:
+            continue
+        return
 
 
 def queue_webhooks_for_changes(sender: Any, *, changes: list[SegmentsChanged], **_: Any) -> None:
