@@ -146,7 +146,11 @@ def test_a_rule_on_a_static_segment_reads_its_list_on_both_paths(
 
     assert (batch.members, batch.entered) == (1, 1)
     assert _open(keen_vips) == {listed_keen}
-    assert per_profile == {listed_keen: ["keen-vips", "vip"], listed_idle: ["vip"], unlisted_keen: []}
+    assert per_profile == {
+        listed_keen: ["keen-vips", "vip"],
+        listed_idle: ["vip"],
+        unlisted_keen: [],
+    }
 
 
 def test_importing_a_static_list_recomputes_the_segments_built_on_it(
@@ -188,5 +192,7 @@ def test_saving_a_rule_onto_a_static_segment_is_refused() -> None:
     from segments.rules import RuleError
 
     with pytest.raises(RuleError, match="is static"):
-        services.segment_save(slug="vip", name="VIP", rule={"type": "trait", "path": "plan", "op": "exists"})
+        services.segment_save(
+            slug="vip", name="VIP", rule={"type": "trait", "path": "plan", "op": "exists"}
+        )
     assert Segment.objects.get(slug="vip").rule == {}

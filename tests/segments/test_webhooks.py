@@ -143,7 +143,9 @@ def test_profiles_that_denied_consent_and_unwatched_segments_are_not_sent(
     _send(
         [
             SegmentsChanged(profile_id=denied.pk, entered=["keen"], exited=[], segments=["keen"]),
-            SegmentsChanged(profile_id=granted.pk, entered=["keen", "vip"], exited=[], segments=["keen", "vip"]),
+            SegmentsChanged(
+                profile_id=granted.pk, entered=["keen", "vip"], exited=[], segments=["keen", "vip"]
+            ),
             SegmentsChanged(profile_id=granted.pk, entered=["vip"], exited=[], segments=["vip"]),
         ],
         django_capture_on_commit_callbacks,
