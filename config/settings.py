@@ -236,6 +236,8 @@ P13N_SEGMENT_MIN_SIZE = env_int("P13N_SEGMENT_MIN_SIZE", 50)
 # measured as "containment" (share of the smaller inside the larger) or "jaccard".
 P13N_SEGMENT_OVERLAP_THRESHOLD = float(env_str("P13N_SEGMENT_OVERLAP_THRESHOLD", "0.9"))
 P13N_SEGMENT_OVERLAP_MEASURE = env_str("P13N_SEGMENT_OVERLAP_MEASURE", "containment")
+if P13N_SEGMENT_OVERLAP_MEASURE not in ("containment", "jaccard"):
+    raise ValueError("P13N_SEGMENT_OVERLAP_MEASURE must be containment or jaccard")
 # Webhook deliveries: seconds to wait for the endpoint, retries (with exponential
 # backoff) on 5xx, 429 and timeouts, and membership changes per POST.
 P13N_WEBHOOK_TIMEOUT = env_int("P13N_WEBHOOK_TIMEOUT", 5)

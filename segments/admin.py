@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -144,7 +145,9 @@ class SegmentAdmin(admin.ModelAdmin[Segment]):
     change_list_template = "admin/segments/segment/change_list.html"
     actions = ["freeze_snapshot"]
 
-    def get_fields(self, request: HttpRequest, obj: Segment | None = None) -> list[str]:
+    def get_fields(  # type: ignore[override]
+        self, request: HttpRequest, obj: Segment | None = None
+    ) -> list[str]:
         if obj is not None and obj.kind == SegmentKind.STATIC:
             return ["name", "slug", "kind", "description", "is_active"]
         return ["name", "slug", "description", "rule_text", "rule", "is_active"]
@@ -156,7 +159,7 @@ class SegmentAdmin(admin.ModelAdmin[Segment]):
 
     def get_prepopulated_fields(
         self, request: HttpRequest, obj: Segment | None = None
-    ) -> dict[str, tuple[str]]:
+    ) -> dict[str, Sequence[str]]:
         return {} if obj is not None and obj.kind == SegmentKind.STATIC else {"slug": ("name",)}
 
     @admin.display(description="members now")
@@ -205,7 +208,7 @@ class SegmentAdmin(admin.ModelAdmin[Segment]):
         threshold = settings.P13N_SEGMENT_OVERLAP_THRESHOLD
         rows = []
         for row in matrix.segments:
-            cells = []
+            cells: list[dict[str, Any]] = []
             for column in matrix.segments:
                 if row.id == column.id:
                     cells.append({"self": True, "both": row.members})

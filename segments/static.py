@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef
@@ -211,10 +211,14 @@ def static_segment_import(
     rows are counted and reported, never silently dropped.
     """
     now = now or timezone.now()
-    text = io.TextIOWrapper(handle, encoding="utf-8-sig") if _is_binary(handle) else handle
+    text: IO[str] = (
+        io.TextIOWrapper(cast(IO[bytes], handle), encoding="utf-8-sig")
+        if _is_binary(handle)
+        else cast(IO[str], handle)
+    )
     report = ImportReport(segment=slug)
     try:
-        rows = _read_rows(text, report)  # type: ignore[arg-type]
+        rows = _read_rows(text, report)
     except UnicodeDecodeError:
         raise StaticSegmentError("file", "is not UTF-8 text") from None
     except csv.Error as exc:

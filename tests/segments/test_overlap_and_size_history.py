@@ -48,7 +48,8 @@ def test_overlap_matrix_counts_shared_members_and_flags_near_duplicates(settings
     assert big_small is not None
     assert (big_small.both, big_small.containment) == (1, 1 / 3)
     near_small = matrix.pair(near.pk, small.pk)
-    assert near_small is not None and near_small.both == 1
+    assert near_small is not None
+    assert near_small.both == 1
     assert segment_warnings(matrix) == {
         big.pk: ["overlaps 90% (containment) with Near: 9 shared members"],
         near.pk: ["overlaps 90% (containment) with Big: 9 shared members"],
@@ -67,9 +68,7 @@ def test_sizes_are_snapshotted_by_the_task_and_after_each_batch_recompute() -> N
             timestamp=timezone.now() - timedelta(hours=hours),
         )
     keen = SegmentFactory.create(slug="keen")
-    empty = SegmentFactory.create(
-        slug="empty", rule={"type": "trait", "path": "plan", "op": "exists"}
-    )
+    SegmentFactory.create(slug="empty", rule={"type": "trait", "path": "plan", "op": "exists"})
     SegmentFactory.create(slug="off", is_active=False)
 
     services.recompute_segment(segment_id=keen.pk)

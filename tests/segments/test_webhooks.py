@@ -183,14 +183,14 @@ def test_the_celery_task_retries_a_server_error_with_the_same_delivery(
     hook = WebhookFactory.create(url=receiver.url)
     delivery = WebhookDelivery.objects.create(webhook=hook, payload={"changes": []})
 
-    result = deliver_webhook.apply(args=[delivery.pk], throw=False)
+    result = deliver_webhook.apply(args=(delivery.pk,), throw=False)
 
     delivery.refresh_from_db()
     assert result.get() == "delivered"
     assert len(receiver.requests) == 2
     assert (delivery.status, delivery.attempts) == ("delivered", 2)
     # A redelivered task finds it delivered and sends nothing again.
-    assert deliver_webhook.apply(args=[delivery.pk]).get() is None
+    assert deliver_webhook.apply(args=(delivery.pk,)).get() is None
     assert len(receiver.requests) == 2
 
 
