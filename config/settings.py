@@ -250,6 +250,35 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 600.0, "queue": "default"},
     },
 }
+# --- Segments admin: size history, over-segmentation guards, webhooks ----------
+# (docs/segments-admin.md)
+# How often every active segment's size is snapshotted for its chart (0: only
+# after batch recomputes).
+P13N_SEGMENT_SIZE_SNAPSHOT_SECONDS = env_int("P13N_SEGMENT_SIZE_SNAPSHOT_SECONDS", 900)
+# Segments with fewer members than this are flagged as too small to act on.
+P13N_SEGMENT_MIN_SIZE = env_int("P13N_SEGMENT_MIN_SIZE", 50)
+# Two segments overlapping at least this much are flagged as near duplicates,
+# measured as "containment" (share of the smaller inside the larger) or "jaccard".
+P13N_SEGMENT_OVERLAP_THRESHOLD = float(env_str("P13N_SEGMENT_OVERLAP_THRESHOLD", "0.9"))
+P13N_SEGMENT_OVERLAP_MEASURE = env_str("P13N_SEGMENT_OVERLAP_MEASURE", "containment")
+if P13N_SEGMENT_OVERLAP_MEASURE not in ("containment", "jaccard"):
+    raise ValueError("P13N_SEGMENT_OVERLAP_MEASURE must be containment or jaccard")
+# Webhook deliveries: seconds to wait for the endpoint, retries (with exponential
+# backoff) on 5xx, 429 and timeouts, and membership changes per POST.
+P13N_WEBHOOK_TIMEOUT = env_int("P13N_WEBHOOK_TIMEOUT", 5)
+P13N_WEBHOOK_MAX_RETRIES = env_int("P13N_WEBHOOK_MAX_RETRIES", 8)
+P13N_WEBHOOK_BATCH = env_int("P13N_WEBHOOK_BATCH", 500)
+CELERY_BEAT_SCHEDULE["requeue-pending-webhooks"] = {
+    "task": "segments.tasks.deliver_pending_webhooks",
+    "schedule": 300.0,
+    "options": {"expires": 240.0},
+}
+if P13N_SEGMENT_SIZE_SNAPSHOT_SECONDS > 0:
+    CELERY_BEAT_SCHEDULE["record-segment-sizes"] = {
+        "task": "segments.tasks.record_segment_sizes",
+        "schedule": float(P13N_SEGMENT_SIZE_SNAPSHOT_SECONDS),
+        "options": {"expires": float(P13N_SEGMENT_SIZE_SNAPSHOT_SECONDS) / 2},
+    }
 if RECOMMENDATIONS_INTERVAL_SECONDS > 0:
     CELERY_BEAT_SCHEDULE["recompute-recommendations"] = {
         "task": "content.tasks.recompute_recommendations",

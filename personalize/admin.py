@@ -201,6 +201,7 @@ class ProfileAdmin(admin.ModelAdmin[Profile]):
         "next_evaluation_at",
         "recompute_requested_at",
         "current_segments",
+        "segment_explanations",
         "recent_events",
         "consent",
         "session_count",
@@ -215,6 +216,7 @@ class ProfileAdmin(admin.ModelAdmin[Profile]):
         "consent",
         ("session_count", "time_on_site_seconds", "page_count", "pages_per_session"),
         "current_segments",
+        "segment_explanations",
         "recent_events",
         "created_at",
         "last_seen_at",
@@ -269,6 +271,13 @@ class ProfileAdmin(admin.ModelAdmin[Profile]):
                 for m in memberships
             ),
         )
+
+    @admin.display(description="Explain each segment")
+    def segment_explanations(self, profile: Profile) -> SafeString:
+        # Each active segment's conditions for this profile now, with their values.
+        from segments.admin import explanations_html
+
+        return explanations_html(profile_id=profile.pk)
 
     @admin.display(description="Recent events")
     def recent_events(self, profile: Profile) -> SafeString:

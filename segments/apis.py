@@ -18,7 +18,8 @@ from personalize.errors import InvalidInput, NotFound
 from personalize.models import ApiKey
 from personalize.profile_apis import ID_PARAMETERS, profile_named_by
 from segments import selectors
-from segments.models import Segment
+from segments.models import Segment, SegmentKind
+from segments.preview import preview_segment
 from segments.rules import RuleError
 from segments.rules.text import json_to_text, text_to_json
 from segments.services import explain_profile, segment_save
@@ -49,22 +50,27 @@ def _segment_json(segment: Segment) -> dict[str, Any]:
         "name": segment.name,
         "description": segment.description,
         "rule": segment.rule,
-        "rule_text": json_to_text(segment.rule),
+        "rule_text": json_to_text(segment.rule) if segment.kind == SegmentKind.DYNAMIC else "",
+        "kind": segment.kind,
         "is_active": segment.is_active,
         "members": segment.memberships.filter(exited_at__isnull=True).count(),
     }
 
 
-def _save(data: dict[str, Any], *, slug: str) -> Segment:
+def _rule_of(data: dict[str, Any]) -> Any:
+    """The rule from ``rule_text`` (text form) or ``rule`` (JSON)."""
     if "rule_text" in data:
         try:
-            rule = text_to_json(data["rule_text"])
+            return text_to_json(data["rule_text"])
         except RuleError as exc:
             raise InvalidInput(f"{exc.path}: {exc.reason}", field="rule_text") from None
-    elif "rule" in data:
-        rule = data["rule"]
-    else:
-        raise InvalidInput("give the rule as rule (JSON) or rule_text", field="rule")
+    if "rule" in data:
+        return data["rule"]
+    raise InvalidInput("give the rule as rule (JSON) or rule_text", field="rule")
+
+
+def _save(data: dict[str, Any], *, slug: str) -> Segment:
+    rule = _rule_of(data)
     try:
         return segment_save(
             slug=slug,
@@ -190,3 +196,28 @@ class ProfileSegmentsApi(_Base):
                 ],
             }
         )
+
+
+class PreviewSerializer(serializers.Serializer[Any]):
+    slug = serializers.SlugField(
+        required=False, default="", help_text="The saved segment to compare with, if any."
+    )
+    rule = serializers.JSONField(required=False, help_text="The candidate rule as JSON…")
+    rule_text = serializers.CharField(required=False, help_text="…or in the text form.")
+
+
+class SegmentPreviewApi(_Base):
+    """A candidate rule's size now, a sample of members, and who would enter or leave."""
+
+    @extend_schema(request=PreviewSerializer, responses={200: dict})
+    def post(self, request: Request) -> Response:
+        serializer = PreviewSerializer(data=request.data)
+        if not serializer.is_valid():
+            field, errors = next(iter(serializer.errors.items()))
+            raise InvalidInput(f"{field}: {errors[0]}", field=field)
+        data = dict(serializer.validated_data)
+        try:
+            preview = preview_segment(rule=_rule_of(data), slug=data["slug"])
+        except RuleError as exc:
+            raise InvalidInput(f"{exc.path}: {exc.reason}", field=f"rule.{exc.path}") from None
+        return Response(preview.as_json())

@@ -13,6 +13,11 @@ from segments.rules.schema import criteria_from_json
 from segments.rules.tree import ScoreDefinition
 
 
+class SegmentKind(models.TextChoices):
+    DYNAMIC = "dynamic", "Dynamic: members follow the rule"
+    STATIC = "static", "Static: a fixed list (CSV import or frozen snapshot)"
+
+
 class Segment(models.Model):
     """A named group of profiles, defined by a rule over traits and behaviour."""
 
@@ -27,6 +32,10 @@ class Segment(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
     # Every saved version, with who saved it (admin history and revert, audit log).
     history = HistoricalRecords()
+
+    # A static segment's members are a fixed list (segments.static): rules never
+    # recompute them, and its ``rule`` is empty ({}).
+    kind = models.CharField(max_length=10, choices=SegmentKind.choices, default=SegmentKind.DYNAMIC)
 
     class Meta:
         ordering = ["name"]
@@ -94,6 +103,44 @@ class Score(models.Model):
         return criteria_from_json(self.criteria)
 
 
+# --- static segments, size history, webhooks (docs/segments-admin.md) -------------------
+# Appended rather than merged into Segment's body so parallel edits of the class stay apart.
+
+
+class SegmentSizeSnapshot(models.Model):
+    """How many members a segment had at a moment, kept for size-over-time charts."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="size_snapshots")
+    at = models.DateTimeField()
+    members = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["segment", "at"], name="segment_size_segment_at")]
+        ordering = ["segment", "at"]
+
+    def __str__(self) -> str:
+        return f"{self.segment} at {self.at:%Y-%m-%d %H:%M}: {self.members}"
+
+
+class Webhook(models.Model):
+    """An endpoint told about membership changes (entered/exited), signed with ``secret``."""
+
+    name = models.CharField(max_length=200)
+    url = models.URLField(max_length=500)
+    # HMAC-SHA256 of the raw body with this secret goes in X-P13N-Signature.
+    secret = models.CharField(max_length=200)
+    # Empty: every segment; otherwise only changes that enter or exit these.
+    segments = models.ManyToManyField(Segment, blank=True, related_name="webhooks")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class ProfileScore(models.Model):
     """A profile's value of a score, as of its last recompute."""
 
@@ -112,3 +159,30 @@ class ProfileScore(models.Model):
 
     def __str__(self) -> str:
         return f"{self.score} = {self.value:g} for {self.profile}"
+
+
+class WebhookDelivery(models.Model):
+    """One POST of a batch of changes to a webhook: the outbox row and its last outcome."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    payload: models.JSONField[Any, Any] = models.JSONField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "created_at"], name="webhook_delivery_status")]
+        ordering = ["-created_at"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.webhook} #{self.pk} ({self.status})"

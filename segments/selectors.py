@@ -12,7 +12,7 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 
 from personalize.models import Event, Profile, Session
-from segments.models import Membership, ProfileScore, Score, Segment
+from segments.models import Membership, ProfileScore, Score, Segment, SegmentKind
 from segments.rules import (
     EventRecord,
     ProfileSnapshot,
@@ -48,10 +48,20 @@ class SegmentDefinition:
 
 
 def active_segment_definitions() -> list[SegmentDefinition]:
+    """Active segments defined by a rule (static segments have none: segments.static)."""
     return [
         SegmentDefinition(id=s.id, slug=s.slug, name=s.name, rule=rule_from_json(s.rule))
-        for s in Segment.objects.filter(is_active=True).only("id", "slug", "name", "rule")
+        for s in Segment.objects.filter(is_active=True, kind=SegmentKind.DYNAMIC).only(
+            "id", "slug", "name", "rule"
+        )
     ]
+
+
+def active_static_segment_ids() -> dict[str, int]:
+    """Slug → id of the active static segments, whose members are a fixed list."""
+    return dict(
+        Segment.objects.filter(is_active=True, kind=SegmentKind.STATIC).values_list("slug", "id")
+    )
 
 
 @dataclass(frozen=True)
@@ -310,8 +320,15 @@ def segment_member_ids(
     segments: Mapping[str, Rule],
     now: datetime,
     scores: Mapping[str, ScoreDefinition] | None = None,
+    static_segments: Mapping[str, int] | None = None,
 ) -> set[int]:
-    """Ids of all profiles matching ``rule`` at ``now``, in one set-based query."""
+    """Ids of all profiles matching ``rule`` at ``now``, in one set-based query.
+
+    ``static_segments`` (slug → id) lets the rule refer to static segments; by
+    default the active ones are read.
+    """
+    if static_segments is None:
+        static_segments = active_static_segment_ids()
     vendor: Vendor
     if connection.vendor == "postgresql":
         vendor = "postgresql"
@@ -320,7 +337,14 @@ def segment_member_ids(
     else:
         # Only the two databases the product runs on have a segment SQL dialect.
         raise ImproperlyConfigured(f"segments need PostgreSQL or SQLite, not {connection.vendor}")
-    query = compile_rule(rule, now=now, segments=segments, vendor=vendor, scores=scores)
+    query = compile_rule(
+        rule,
+        now=now,
+        segments=segments,
+        vendor=vendor,
+        scores=scores,
+        static_segments=static_segments,
+    )
     with connection.cursor() as cursor:
         cursor.execute(query.sql, query.params)
         return {row[0] for row in cursor.fetchall()}

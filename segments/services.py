@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from personalize.models import Event, Profile
 from segments import selectors
-from segments.models import Membership, ProfileScore, Score, Segment
+from segments.history import record_segment_sizes
+from segments.models import Membership, ProfileScore, Score, Segment, SegmentKind
 from segments.rules import (
     Evaluation,
     RuleError,
@@ -28,12 +29,14 @@ from segments.rules import (
 from segments.rules.evaluate import ScoreEvaluation, evaluate_score
 from segments.rules.schema import criteria_from_json, criteria_to_json
 from segments.rules.tree import (
+    InSegment,
     Rule,
     reads_every_event,
     referenced_scores,
     referenced_segments,
 )
 from segments.signals import SegmentsChanged, memberships_changed
+from segments.static import LISTED, static_rules_for_profile
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +76,11 @@ def _references(rules: Iterable[Rule]) -> set[str]:
 def _reference_graph(*, skip: str) -> dict[str, set[str]]:
     """Every other segment and score with what it refers to (``skip`` is being saved)."""
     graph: dict[str, set[str]] = {}
-    for slug, data in Segment.objects.values_list("slug", "rule"):
+    for slug, data, kind in Segment.objects.values_list("slug", "rule", "kind"):
         if f"segment:{slug}" != skip:
-            graph[f"segment:{slug}"] = _references([rule_from_json(data)])
+            # A static segment is a leaf: a fixed member list refers to nothing.
+            static = kind == SegmentKind.STATIC
+            graph[f"segment:{slug}"] = set() if static else _references([rule_from_json(data)])
     for slug, data in Score.objects.values_list("slug", "criteria"):
         if f"score:{slug}" != skip:
             rules = [c.rule for c in criteria_from_json(data).criteria]
@@ -133,6 +138,8 @@ def segment_save(
     *, slug: str, name: str, rule: Any, description: str = "", is_active: bool = True
 ) -> Segment:
     """Create or update a segment by slug, after validating its rule."""
+    if Segment.objects.filter(slug=slug, kind=SegmentKind.STATIC).exists():
+        raise RuleError("rule", f"segment {slug!r} is static: its members come from a list")
     canonical = validate_segment_rule(slug=slug, rule=rule)
     segment, _ = Segment.objects.update_or_create(
         slug=slug,
@@ -240,6 +247,9 @@ def recompute_profile(*, profile_id: int, now: datetime | None = None) -> Member
         Profile.objects.filter(pk=profile_id).update(recompute_requested_at=None)
         # "now" is read under the profile lock, so no event committed before it is missed.
         now = now or timezone.now()
+        # Static segments are constants for this profile (listed or not), never evaluated.
+        static_rules = static_rules_for_profile(profile_id=profile_id)
+        rules_by_slug.update(static_rules)
         snapshot = selectors.snapshot_for_rules(
             profile=profile,
             rules={**rules_by_slug, **selectors.criteria_rules(score_rows)},
@@ -256,7 +266,9 @@ def recompute_profile(*, profile_id: int, now: datetime | None = None) -> Member
         _store_scores(profile_id=profile_id, results=score_results, now=now)
         open_memberships = {
             m.segment_id: m
-            for m in Membership.objects.filter(profile_id=profile_id, exited_at__isnull=True)
+            for m in Membership.objects.filter(
+                profile_id=profile_id, exited_at__isnull=True
+            ).exclude(segment__kind=SegmentKind.STATIC)
         }
         entered = [d for d in definitions if results[d.id].matched and d.id not in open_memberships]
         exited = [
@@ -292,7 +304,10 @@ def recompute_profile(*, profile_id: int, now: datetime | None = None) -> Member
             entered=sorted(d.slug for d in entered),
             exited=sorted(slug_by_id[m.segment_id] for m in exited if m.segment_id in slug_by_id)
             + sorted(m.segment.slug for m in exited if m.segment_id not in slug_by_id),
-            current=sorted(d.slug for d in definitions if results[d.id].matched),
+            current=sorted(
+                [d.slug for d in definitions if results[d.id].matched]
+                + [slug for slug, rule in static_rules.items() if rule is LISTED]
+            ),
             next_evaluation_at=next_evaluation_at,
         )
         if change.changed:
@@ -392,9 +407,13 @@ def recompute_segment(
     between the query and the write.
     """
     now = now or timezone.now()
+    segment = Segment.objects.get(pk=segment_id)
+    if segment.kind == SegmentKind.STATIC:
+        # A fixed list: rules never add or remove its members.
+        members = Membership.objects.filter(segment_id=segment_id, exited_at__isnull=True)
+        return SegmentRecompute(segment=segment.slug, members=members.count(), entered=0, exited=0)
     definitions = {d.slug: d for d in selectors.active_segment_definitions()}
     scores = {row.slug: row.definition for row in selectors.active_score_definitions()}
-    segment = Segment.objects.get(pk=segment_id)
     rule = segment.parsed_rule()
     if segment.is_active:
         member_ids = selectors.segment_member_ids(
@@ -452,6 +471,7 @@ def recompute_segment(
         if progress is not None:
             progress(min(start + chunk_size, len(changed)), len(changed))
     _mark_readers_due(rule, now=now, chunk_size=chunk_size * 5)
+    record_segment_sizes(segment_ids=[segment_id], now=now)
     return SegmentRecompute(
         segment=segment.slug, members=len(member_ids), entered=entered, exited=exited
     )
@@ -511,8 +531,14 @@ def explain_profile(*, profile_id: int, segment: Segment, now: datetime) -> Eval
     """Which of the segment's conditions hold for the profile now, with their values."""
     definitions = selectors.active_segment_definitions()
     rules = {d.slug: d.rule for d in definitions}
-    rule = segment.parsed_rule()
-    rules[segment.slug] = rule
+    rules.update(static_rules_for_profile(profile_id=profile_id))
+    if segment.kind == SegmentKind.STATIC:
+        # Its only condition: being on the list (read even when inactive).
+        rules.update(static_rules_for_profile(profile_id=profile_id, segment_ids=[segment.pk]))
+        rule: Rule = InSegment(slug=segment.slug)
+    else:
+        rule = segment.parsed_rule()
+        rules[segment.slug] = rule
     score_rows = selectors.active_score_definitions()
     scores = {row.slug: row.definition for row in score_rows}
     profile = Profile.objects.get(pk=profile_id)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from typing import Any
+
+from celery import Task, shared_task
+from django.conf import settings
 from django.db import OperationalError
 
-from segments import services
+from segments import history, services, webhooks
+from segments.webhooks import WebhookUnavailable
 
 
 @shared_task(
@@ -28,3 +32,30 @@ def recompute_segment(segment_id: int) -> int:
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
 def recompute_due_profiles() -> int:
     return services.recompute_due_profiles()
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    autoretry_for=(WebhookUnavailable,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=settings.P13N_WEBHOOK_MAX_RETRIES,
+)
+def deliver_webhook(self: Task[Any, Any], delivery_id: int) -> str | None:
+    """POST one webhook delivery; 5xx, 429 and timeouts retry with backoff."""
+    delivery = webhooks.deliver(
+        delivery_id=delivery_id, final_attempt=self.request.retries >= (self.max_retries or 0)
+    )
+    return None if delivery is None else delivery.status
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def deliver_pending_webhooks() -> int:
+    return webhooks.deliver_pending()
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def record_segment_sizes() -> int:
+    return history.record_segment_sizes()

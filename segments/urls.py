@@ -4,6 +4,7 @@ from segments import apis
 
 urlpatterns = [
     path("segments", apis.SegmentListApi.as_view(), name="api-segments"),
+    path("segments/preview", apis.SegmentPreviewApi.as_view(), name="api-segment-preview"),
     path("segments/<slug:slug>", apis.SegmentDetailApi.as_view(), name="api-segment"),
     path(
         "segments/<slug:slug>/members", apis.SegmentMembersApi.as_view(), name="api-segment-members"

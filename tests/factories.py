@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from content.models import Block, BlockVariant, Item, Slot
 from personalize.models import Event, Identity, Profile, QualityCount, Source
-from segments.models import Membership, Segment
+from segments.models import Membership, Segment, SegmentKind, Webhook
 from shop.models import Category, Product
 
 
@@ -177,6 +177,14 @@ class ItemFactory(factory.django.DjangoModelFactory):
     interactions = 1
 
 
+class StaticSegmentFactory(SegmentFactory):
+    """A fixed list: no rule; members are added with MembershipFactory."""
+
+    slug = factory.Sequence(lambda n: f"static-{n}")
+    rule = factory.LazyFunction(dict)
+    kind = SegmentKind.STATIC
+
+
 class MembershipFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Membership
@@ -222,3 +230,12 @@ class ConversionFactory(EventFactory):
     properties = factory.LazyAttribute(  # type: ignore[assignment]
         lambda event: {"revenue": event.revenue}
     )
+
+
+class WebhookFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Webhook
+
+    name = factory.Sequence(lambda n: f"hook-{n}")
+    url = "http://127.0.0.1:9/hook"
+    secret = "s3cret"

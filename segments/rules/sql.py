@@ -64,6 +64,7 @@ SqlParam = str | int | float | bool | datetime | None
 PROFILE_TABLE = "personalize_profile"
 EVENT_TABLE = "personalize_event"
 SESSION_TABLE = "personalize_session"
+MEMBERSHIP_TABLE = "segments_membership"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -85,11 +86,17 @@ def compile_rule(
     segments: Mapping[str, Rule],
     vendor: Vendor,
     scores: Mapping[str, ScoreDefinition] | None = None,
+    static_segments: Mapping[str, int] | None = None,
 ) -> CompiledQuery:
-    """SQL selecting the ids of all profiles for which ``rule`` holds at ``now``."""
+    """SQL selecting the ids of all profiles for which ``rule`` holds at ``now``.
+
+    ``static_segments`` maps the slugs of static segments (fixed member lists, no
+    rule) to their ids: ``segment`` conditions on them read their open memberships.
+    """
     if vendor not in ("postgresql", "sqlite"):
         raise ValueError(f"no SQL compiler for database vendor {vendor!r}")
     compiler = _Compiler(now=now, segments=segments, vendor=vendor, scores=scores or {})
+    compiler.static_segments = static_segments or {}
     where = compiler.predicate(rule, ())
     parts: list[str] = []
     if compiler.ctes:
@@ -120,6 +127,7 @@ class _Compiler:
         self.now = now
         self.segments = segments
         self.scores = scores
+        self.static_segments: Mapping[str, int] = {}
         self.pg = vendor == "postgresql"
         self.float_type = "double precision" if self.pg else "REAL"
         self.ctes: list[str] = []
@@ -340,6 +348,13 @@ class _Compiler:
         return _never_null(self.compare_number(total, rule.op, rule.value, floating=True))
 
     def in_segment(self, rule: InSegment, stack: tuple[str, ...]) -> str:
+        static_id = self.static_segments.get(rule.slug)
+        if static_id is not None:
+            listed = (
+                f"(p.id IN (SELECT sm.profile_id FROM {MEMBERSHIP_TABLE} sm"
+                f" WHERE sm.segment_id = {self.param(static_id)} AND sm.exited_at IS NULL))"
+            )
+            return listed if rule.member else f"(NOT {listed})"
         target = self.segments.get(rule.slug)
         if target is None or rule.slug in stack:
             # An unknown (or, defensively, cyclic) segment has no members.
