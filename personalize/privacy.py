@@ -9,11 +9,11 @@ from django.db.models import Q
 
 from personalize.models import Profile, RejectedEvent
 from personalize.signals import profile_erasing
-from segments.models import Membership
+from segments.models import Membership, ProfileScore
 
 
 def profile_export(*, profile: Profile) -> dict[str, Any]:
-    """The profile's ids, traits, events and segment history as plain JSON."""
+    """The profile's ids, traits, events, segment history, scores and merges as plain JSON."""
     events = profile.events.order_by("timestamp", "id").values(
         "message_id", "type", "name", "properties", "context", "timestamp", "received_at"
     )
@@ -44,6 +44,22 @@ def profile_export(*, profile: Profile) -> dict[str, Any]:
                 "exited_at": m.exited_at.isoformat() if m.exited_at else None,
             }
             for m in memberships
+        ],
+        "scores": [
+            {"score": s.score.slug, "value": s.value, "updated_at": s.updated_at.isoformat()}
+            for s in ProfileScore.objects.filter(profile=profile).select_related("score")
+        ],
+        # The profiles stitched into this one, and merges the policy refused.
+        "merges": [
+            {
+                "merged_profile_id": m.merged_profile_id,
+                "identities": m.identities,
+                "trigger": m.trigger,
+                "status": m.status,
+                "reason": m.reason,
+                "at": m.at.isoformat(),
+            }
+            for m in profile.merges.order_by("at", "id")
         ],
         **extra,
     }

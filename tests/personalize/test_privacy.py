@@ -114,3 +114,21 @@ def test_an_editor_exports_and_erases_from_admin(person: Profile, admin_client: 
     assert [p["traits"] for p in json.loads(exported.content)] == [{"email": "ada@example.com"}]
     assert "Erased 1 profile(s) and 1 event(s)." in erased.content.decode()
     assert not Profile.objects.filter(pk=person.pk).exists()
+
+
+def test_an_export_holds_the_merges_that_built_the_profile(db: None) -> None:
+    from personalize.services import resolve_profile
+
+    anonymous = resolve_profile(anonymous_id="a-grace")
+    EventFactory.create(profile=anonymous, name="page")
+    known = resolve_profile(user_id="u-grace")
+    EventFactory.create(profile=known, name="page")
+    resolve_profile(anonymous_id="a-grace", user_id="u-grace")  # logs in: the two merge
+    _, key = api_key_create(name="dpo")
+
+    body = _server("get", "/api/v1/profiles/export", key, user_id="u-grace").json()
+
+    assert [(m["merged_profile_id"], m["trigger"], m["status"]) for m in body["merges"]] == [
+        (anonymous.pk, "identify", "merged")
+    ]
+    assert body["scores"] == []
