@@ -187,17 +187,25 @@ def ingest_messages(
             )
             for m in messages
         ]
-        before = Event.objects.filter(
-            source=source, message_id__in=[r.message_id for r in rows]
-        ).count()
+        stored_before = set(
+            Event.objects.filter(
+                source=source, message_id__in=[r.message_id for r in rows]
+            ).values_list("message_id", flat=True)
+        )
         Event.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
         after = Event.objects.filter(
             source=source, message_id__in=[r.message_id for r in rows]
         ).count()
-        result.stored = after - before
+        result.stored = after - len(stored_before)
         result.duplicates = len(rows) - result.stored
 
-        for message in sorted(messages, key=lambda m: m.timestamp or received_at):
+        # A duplicate (a client's retry, an import run again) must not apply its
+        # traits or consent a second time: newer statements may have followed it.
+        first_seen: dict[str, TrackedMessage] = {}
+        for message in messages:
+            if message.message_id not in stored_before:
+                first_seen.setdefault(message.message_id, message)
+        for message in sorted(first_seen.values(), key=lambda m: m.timestamp or received_at):
             profile = profiles[(message.anonymous_id, message.user_id)]
             if message.type == "identify" and message.traits:
                 _apply_traits(profile, message.traits)
