@@ -177,3 +177,6 @@ class EventAdmin(admin.ModelAdmin[Event]):
     date_hierarchy = "timestamp"
     list_select_related = ("profile", "source")
     readonly_fields = [f.name for f in Event._meta.fields]
+
+
+from personalize import admin_imports  # noqa: E402, F401

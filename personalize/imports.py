@@ -220,10 +220,11 @@ def parse_chunks(
     records: Iterable[dict[str, Any]],
     *,
     start_at: int = 0,
-    chunk_size: int = CHUNK,
+    chunk_size: int | None = None,
     now: Callable[[], datetime] = timezone.now,
 ) -> Iterator[ParsedChunk]:
     """Validate rows in chunks, skipping the first ``start_at`` (already imported)."""
+    size = chunk_size or CHUNK
     first_row = start_at
     rows = 0
     messages: list[TrackedMessage] = []
@@ -242,7 +243,7 @@ def parse_chunks(
             payload = {"raw": record["raw"]} if _INVALID_JSON in record else message
             rejections.append(Rejection(payload=payload, field=exc.field, reason=exc.reason))
             errors.append(f"row {number}: {exc.field}: {exc.reason}")
-        if rows == chunk_size:
+        if rows == size:
             yield ParsedChunk(first_row, rows, messages, rejections, errors)
             first_row, rows, messages, rejections, errors = number, 0, [], [], []
     if rows:
