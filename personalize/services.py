@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
 
@@ -138,6 +138,15 @@ def server_source() -> Source:
     return source
 
 
+# PostgreSQL's SQLSTATE for "deadlock detected".
+DEADLOCK = "40P01"
+INGEST_ATTEMPTS = 3
+
+
+def _is_deadlock(exc: OperationalError) -> bool:
+    return getattr(exc.__cause__, "sqlstate", None) == DEADLOCK
+
+
 def ingest_messages(
     *, source: Source, messages: Sequence[TrackedMessage], received_at: datetime
 ) -> IngestResult:
@@ -145,7 +154,25 @@ def ingest_messages(
 
     One transaction: a caller that gets a result knows every message is stored.
     Duplicate message ids (client retries) are dropped by the unique constraint.
+    Concurrent batches naming the same visitors or message ids can still
+    deadlock (merges lock two profiles): PostgreSQL aborts one of them, which
+    is run again rather than answered with a 500, unless the caller's own
+    transaction is the one aborted.
     """
+    attempts = 1 if transaction.get_connection().in_atomic_block else INGEST_ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        try:
+            return _ingest_messages_once(source=source, messages=messages, received_at=received_at)
+        except OperationalError as exc:
+            if attempt == attempts or not _is_deadlock(exc):
+                raise
+            logger.warning("ingest deadlocked with a concurrent batch; attempt %d again", attempt)
+    raise AssertionError("unreachable")
+
+
+def _ingest_messages_once(
+    *, source: Source, messages: Sequence[TrackedMessage], received_at: datetime
+) -> IngestResult:
     from segments.selectors import segment_inputs
     from segments.services import request_recompute
 
@@ -154,10 +181,10 @@ def ingest_messages(
         return result
     with transaction.atomic():
         profiles: dict[tuple[str, str], Profile] = {}
-        for message in messages:
-            key = (message.anonymous_id, message.user_id)
-            if key not in profiles:
-                profiles[key] = resolve_profile(anonymous_id=key[0], user_id=key[1])
+        # Always in the same order, so concurrent batches insert the same new
+        # identities in the same order and wait for each other instead of deadlocking.
+        for key in sorted({(m.anonymous_id, m.user_id) for m in messages}):
+            profiles[key] = resolve_profile(anonymous_id=key[0], user_id=key[1])
         for message in messages:
             if message.type == "alias":
                 alias_profile(
@@ -185,7 +212,8 @@ def ingest_messages(
                 sent_at=m.sent_at,
                 received_at=received_at,
             )
-            for m in messages
+            # In message id order, for the same reason as the identities above.
+            for m in sorted(messages, key=lambda m: m.message_id)
         ]
         stored_before = set(
             Event.objects.filter(
@@ -220,9 +248,9 @@ def ingest_messages(
             pk = profiles[(message.anonymous_id, message.user_id)].pk
             at = message.timestamp or received_at
             earliest[pk] = min(at, earliest.get(pk, at))
-        for pk, since in earliest.items():
+        for pk, since in sorted(earliest.items()):
             rebuild_sessions(profile_id=pk, since=since)
-        for profile in {p.pk: p for p in profiles.values()}.values():
+        for _pk, profile in sorted({p.pk: p for p in profiles.values()}.items()):
             last = Event.objects.filter(profile=profile).aggregate(last=Max("timestamp"))["last"]
             Profile.objects.filter(pk=profile.pk).update(last_seen_at=last)
             result.profile_ids.add(profile.pk)
