@@ -9,7 +9,7 @@ PORT ?= 8000
 STACK_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/p13n
 STACK_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install run demo stack migrate test test-unit test-stack lint format bench clean
+.PHONY: install run demo stack migrate test test-unit test-stack lint format bench bench-live bench-ingest clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -60,8 +60,13 @@ lint: install
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 ## Benchmarks on the production stack (they start and stop it themselves; 127.0.0.1 only).
-bench: install
+bench: bench-live bench-ingest
+
+bench-live: install
 	$(BIN)/python -m bench.live_push
+
+bench-ingest: install
+	$(BIN)/python -m bench.ingest $(BENCH_INGEST_ARGS)
 
 format: install
 	$(BIN)/ruff format .
