@@ -42,7 +42,7 @@ import psycopg
 import requests
 
 from bench.live_push import percentile, rss_kib
-from tests.e2e.conftest import Server, production_stack
+from tests.e2e.conftest import Process, Server, production_stack
 
 EVENT_COLUMNS = (
     "source_id, profile_id, message_id, type, name, properties, context, anonymous_id, "
@@ -221,18 +221,31 @@ def create_sources(server: Server, count: int) -> list[str]:
 # --- memory ---------------------------------------------------------------------------------
 
 
+def worker_pids(web: Process) -> set[int]:
+    """uvicorn's worker processes: its group without the supervisor and multiprocessing's
+    resource tracker."""
+    assert web.popen is not None
+    pids = set()
+    for pid in web.group_pids() - {web.popen.pid}:
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"resource_tracker" not in command:
+            pids.add(pid)
+    return pids
+
+
 @contextmanager
 def sampling_rss(server: Server, every: float = 0.2) -> Iterator[dict[int, list[int]]]:
     """RSS (KiB) of each uvicorn worker process, sampled until the block ends."""
     web = server.processes["uvicorn"]
-    assert web.popen is not None
-    master = web.popen.pid
     samples: dict[int, list[int]] = {}
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
-            for pid in web.group_pids() - {master}:
+            for pid in worker_pids(web):
                 try:
                     samples.setdefault(pid, []).append(rss_kib(pid))
                 except (OSError, RuntimeError):
@@ -340,9 +353,7 @@ def main() -> int:
             results[n] = send(server.base_url, keys[n], per_sender[n], start, args.timeout)
 
         threads = [threading.Thread(target=run, args=(n,)) for n in range(args.senders)]
-        web = server.processes["uvicorn"]
-        assert web.popen is not None
-        baseline = {pid: rss_kib(pid) for pid in web.group_pids() - {web.popen.pid}}
+        baseline = {pid: rss_kib(pid) for pid in worker_pids(server.processes["uvicorn"])}
         with sampling_rss(server) as rss:
             for thread in threads:
                 thread.start()

@@ -195,6 +195,16 @@ def _ingest_messages_once(
         for key, profile in list(profiles.items()):
             if not Profile.objects.filter(pk=profile.pk).exists():
                 profiles[key] = resolve_profile(anonymous_id=key[0], user_id=key[1])
+        # Lock the batch's profiles up front, in one order: the updates below
+        # (traits, consent, sessions, last seen, recompute requests) then take no
+        # new row locks, so concurrent batches for the same people queue instead
+        # of deadlocking.
+        list(
+            Profile.objects.select_for_update()
+            .filter(pk__in={p.pk for p in profiles.values()})
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
 
         rows = [
             Event(
