@@ -25,7 +25,7 @@ PROGRESS_FIELDS = (
     "status",
     "kind",
     "file_format",
-    "file",
+    "file_name",
     "source",
     ("total_rows", "processed"),
     ("stored", "duplicates", "rejected"),
@@ -161,9 +161,12 @@ class ImportJobAdmin(admin.ModelAdmin[ImportJob]):
     def row_error_list(self, job: ImportJob) -> SafeString:
         if not job.row_errors:
             return format_html("<em>{}</em>", "none")
-        return format_html(
-            "<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((e,) for e in job.row_errors))
-        )
+        return format_html_join("", "<div>{}</div>", ((e,) for e in job.row_errors))
+
+    @admin.display(description="File")
+    def file_name(self, job: ImportJob) -> str:
+        # Uploads are never served over HTTP (personal data): the name, not a link.
+        return str(job.file.name)
 
     @admin.action(description="Resume the selected failed imports")
     def resume_selected(self, request: HttpRequest, queryset: Any) -> None:

@@ -196,6 +196,8 @@ def test_the_job_page_shows_a_progress_bar_that_polls_until_done(
     assert f'data-progress-url="/admin/personalize/importjob/{job.pk}/progress/"' in page
     assert 'data-finished="false"' in page
     assert "p13n/import-progress.js" in page
+    assert "imports/x.csv" in page
+    assert 'href="/media/' not in page  # uploads hold personal data: never linked or served
     assert progress.json() == {
         "status": "running",
         "total_rows": 1000,
