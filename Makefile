@@ -9,7 +9,7 @@ PORT ?= 8000
 STACK_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/p13n
 STACK_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install run demo stack migrate test test-unit test-stack lint format bench bench-live bench-blocks clean
+.PHONY: install run demo stack migrate test test-unit test-stack lint format bench bench-live bench-ingest bench-blocks bench-segments clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -60,15 +60,20 @@ lint: install
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 ## Benchmarks on the production stack (they start and stop it themselves; 127.0.0.1 only).
-## Benchmarks on the production stack (127.0.0.1 only; each stops by itself).
-bench: bench-live bench-blocks
+bench: bench-live bench-ingest bench-blocks bench-segments
 
 bench-live: install
 	$(BIN)/python -m bench.live_push
 
+bench-ingest: install
+	$(BIN)/python -m bench.ingest $(BENCH_INGEST_ARGS)
+
 bench-blocks: install
 	@command -v wrk >/dev/null || { echo "installing wrk (Debian)"; apt-get install -y -qq wrk; }
-	$(BIN)/python -m bench.block_api
+	$(BIN)/python -m bench.block_api $(BENCH_BLOCKS_ARGS)
+
+bench-segments: install
+	$(BIN)/python -m bench.segments $(BENCH_SEGMENTS_ARGS)
 
 format: install
 	$(BIN)/ruff format .

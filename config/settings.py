@@ -157,6 +157,13 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
+# --- Uploads (bulk imports) ------------------------------------------------------
+# Import files uploaded in admin are kept here (Django's default storage) until a
+# worker has read them; the web process and the Celery worker must share it.
+# Never served over HTTP: CRM exports hold personal data.
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
+MEDIA_URL = "/media/"
+
 # --- Redis, Celery, Channels -------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "")
 EMBEDDED = REDIS_URL == ""

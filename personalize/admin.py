@@ -334,3 +334,6 @@ class QualityAlertAdmin(admin.ModelAdmin[QualityAlert]):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+from personalize import admin_imports  # noqa: E402, F401

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import secrets
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -360,3 +361,55 @@ class QualityAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on {self.source_id} at {self.opened_at:%Y-%m-%d %H:%M}"
+
+
+class ImportJob(models.Model):
+    """A file uploaded in admin, imported by a worker in chunks (personalize.import_jobs).
+
+    ``processed`` moves only in the same transaction as the chunk it counts, so
+    a redelivered task resumes exactly after the last committed chunk.
+    """
+
+    class Kind(models.TextChoices):
+        EVENTS = "events", "Events (one message per row)"
+        PROFILES = "profiles", "Profiles (one person per row)"
+
+    class Format(models.TextChoices):
+        CSV = "csv", "CSV"
+        JSONL = "jsonl", "JSON Lines"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    file = models.FileField(upload_to="imports/%Y/%m/")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.EVENTS)
+    file_format = models.CharField("format", max_length=5, choices=Format.choices)
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="import_jobs")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    total_rows = models.PositiveIntegerField(null=True, blank=True)
+    processed = models.PositiveIntegerField(default=0)
+    stored = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    # The first rejected rows' reasons (all of them are in the quarantine).
+    row_errors = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True, help_text="Why the import stopped, if it failed.")
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Import {self.pk} ({self.kind}, {self.file.name})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in {self.Status.DONE, self.Status.FAILED}

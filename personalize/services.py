@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from personalize import quality
@@ -57,6 +57,15 @@ def server_source() -> Source:
     return source
 
 
+# PostgreSQL's SQLSTATE for "deadlock detected".
+DEADLOCK = "40P01"
+INGEST_ATTEMPTS = 3
+
+
+def _is_deadlock(exc: OperationalError) -> bool:
+    return getattr(exc.__cause__, "sqlstate", None) == DEADLOCK
+
+
 def ingest_messages(
     *, source: Source, messages: Sequence[TrackedMessage], received_at: datetime
 ) -> IngestResult:
@@ -64,7 +73,25 @@ def ingest_messages(
 
     One transaction: a caller that gets a result knows every message is stored.
     Duplicate message ids (client retries) are dropped by the unique constraint.
+    Concurrent batches naming the same visitors or message ids can still
+    deadlock (merges lock two profiles): PostgreSQL aborts one of them, which
+    is run again rather than answered with a 500, unless the caller's own
+    transaction is the one aborted.
     """
+    attempts = 1 if transaction.get_connection().in_atomic_block else INGEST_ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        try:
+            return _ingest_messages_once(source=source, messages=messages, received_at=received_at)
+        except OperationalError as exc:
+            if attempt == attempts or not _is_deadlock(exc):
+                raise
+            logger.warning("ingest deadlocked with a concurrent batch; attempt %d again", attempt)
+    raise AssertionError("unreachable")
+
+
+def _ingest_messages_once(
+    *, source: Source, messages: Sequence[TrackedMessage], received_at: datetime
+) -> IngestResult:
     from segments.selectors import segment_inputs
     from segments.services import request_recompute
 
@@ -108,6 +135,9 @@ def ingest_messages(
             for m, profile_id in zip(messages, profile_ids, strict=True)
         ]
         message_ids = [r.message_id for r in rows]
+        # Inserted in message id order: concurrent batches sharing message ids then
+        # wait for each other on the unique index instead of deadlocking.
+        rows.sort(key=lambda row: row.message_id)
         before = set(
             Event.objects.filter(source=source, message_id__in=message_ids).values_list(
                 "message_id", flat=True
@@ -119,10 +149,18 @@ def ingest_messages(
         result.duplicates = len(rows) - result.stored
         result.duplicate_indexes = quality.duplicate_indexes(message_ids, before)
 
+        # A duplicate (a client's retry, an import run again) must not state its
+        # traits or consent a second time.
+        seen: set[str] = set(before)
+        fresh = []
+        for message_id in message_ids:
+            fresh.append(message_id not in seen)
+            seen.add(message_id)
         _update_profiles(
             messages=messages,
             message_traits=message_traits,
             profile_ids=profile_ids,
+            fresh=fresh,
             received_at=received_at,
         )
         result.profile_ids.update(profile_ids)
@@ -156,10 +194,12 @@ def _update_profiles(
     messages: Sequence[TrackedMessage],
     message_traits: Sequence[dict[str, Any]],
     profile_ids: Sequence[int],
+    fresh: Sequence[bool],
     received_at: datetime,
 ) -> None:
     """Traits, consent, sessions and last-seen of every profile in the batch: the
-    profiles locked once in pk order, written back with one bulk update."""
+    profiles locked once in pk order, written back with one bulk update. Only
+    ``fresh`` messages (not duplicates) state traits and consent."""
     profiles = {
         p.pk: p
         for p in Profile.objects.select_for_update()
@@ -181,14 +221,16 @@ def _update_profiles(
     earliest: dict[int, datetime] = {}
     # Event time order, so that within the batch too the latest statement wins.
     timeline = sorted(
-        zip(messages, message_traits, profile_ids, strict=True),
+        zip(messages, message_traits, profile_ids, fresh, strict=True),
         key=lambda item: item[0].timestamp or received_at,
     )
-    for message, traits, profile_id in timeline:
+    for message, traits, profile_id, is_fresh in timeline:
         profile = profiles[profile_id]
         at = message.timestamp or received_at
         earliest.setdefault(profile_id, at)
         profile.last_seen_at = max(at, profile.last_seen_at or at)
+        if not is_fresh:
+            continue
         if message.type == "identify" and traits:
             apply_identify(states[profile_id], traits, at)
             fields |= {"traits", "trait_times"}

@@ -17,3 +17,17 @@ def purge_expired_events() -> int:
 def check_data_quality() -> int:
     """Alert on sources whose volume or reject rate left their recent normal."""
     return quality.check_alerts()
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def run_import_job(job_id: int) -> str:
+    """Idempotent: a redelivery resumes after the last committed chunk."""
+    from personalize.import_jobs import import_job_run
+
+    return import_job_run(job_id=job_id).status

@@ -63,3 +63,71 @@ def test_json_lines_of_segment_messages_import_with_their_own_ids(tmp_path: Path
         ("e2", "email_clicked"),
     ]
     assert RejectedEvent.objects.get().reason == "line 3 is not valid JSON"
+
+
+@pytest.mark.django_db
+def test_a_crm_profile_export_becomes_identify_calls_with_traits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    export = tmp_path / "customers.csv"
+    export.write_text(
+        "user_id,anonymous_id,email,plan,zip,lifetime_value\n"
+        "u-1,anon-1,ada@example.com,pro,01234,99.5\n"
+        "u-2,,grace@example.com,free,,0\n"
+        ",,nobody@example.com,free,,\n"
+    )
+
+    call_command("import_events", str(export), "--source", "crm", "--kind", "profiles")
+
+    assert "3 rows: 2 stored, 0 already there, 1 rejected" in capsys.readouterr().out
+    ada = Profile.objects.get(identities__value="u-1")
+    assert sorted(ada.identities.values_list("kind", "value")) == [
+        ("anonymous_id", "anon-1"),
+        ("user_id", "u-1"),
+    ]
+    assert ada.traits == {
+        "email": "ada@example.com",
+        "plan": "pro",
+        "zip": "01234",
+        "lifetime_value": 99.5,
+    }
+    grace = Profile.objects.get(identities__value="u-2")
+    assert grace.traits == {"email": "grace@example.com", "plan": "free", "lifetime_value": 0}
+    assert list(Event.objects.values_list("type", flat=True)) == ["identify", "identify"]
+    rejected = RejectedEvent.objects.get()
+    assert (rejected.field, rejected.reason) == ("userId", "userId or anonymousId is required")
+    assert rejected.payload["traits"] == {"email": "nobody@example.com", "plan": "free"}
+
+
+@pytest.mark.django_db
+def test_rerunning_a_profile_import_does_not_undo_newer_traits(tmp_path: Path) -> None:
+    export = tmp_path / "customers.jsonl"
+    export.write_text(
+        json.dumps({"userId": "u-7", "traits": {"plan": "free"}, "email": "x@example.com"}) + "\n"
+    )
+    call_command("import_events", str(export), "--source", "crm", "--kind", "profiles")
+    profile = Profile.objects.get(identities__value="u-7")
+    assert profile.traits == {"plan": "free", "email": "x@example.com"}
+    # The customer upgrades afterwards (a live identify call).
+    profile.traits = {**profile.traits, "plan": "pro"}
+    profile.save()
+
+    call_command("import_events", str(export), "--source", "crm", "--kind", "profiles")
+
+    profile.refresh_from_db()
+    assert profile.traits == {"plan": "pro", "email": "x@example.com"}
+    assert Event.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_same_row_always_gets_the_same_message_id(tmp_path: Path) -> None:
+    export = tmp_path / "events.csv"
+    export.write_text("user_id,event,timestamp\nu-1,email_opened,2026-10-01T08:00:00Z\n")
+    call_command("import_events", str(export), "--source", "crm")
+    first = list(Event.objects.values_list("message_id", flat=True))
+    Event.objects.all().delete()
+
+    call_command("import_events", str(export), "--source", "crm")
+
+    assert list(Event.objects.values_list("message_id", flat=True)) == first
+    assert first[0].startswith("import-")

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from personalize.imports import ImportResult, import_file
+from personalize.imports import FORMATS, KINDS, ImportResult, detect_format, import_file
 from personalize.models import Source
 
 
@@ -19,14 +19,20 @@ class Command(BaseCommand):
         parser.add_argument("path", type=Path)
         parser.add_argument("--source", required=True, help="Source name (created if missing).")
         parser.add_argument(
-            "--format", choices=["csv", "jsonl"], help="Default: from the file name."
+            "--kind",
+            choices=KINDS,
+            default="events",
+            help="events: one message per row (default); "
+            "profiles: one person per row (user_id/anonymous_id and trait columns).",
         )
+        parser.add_argument("--format", choices=FORMATS, help="Default: from the file name.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         path: Path = options["path"]
         if not path.is_file():
             raise CommandError(f"path: {path} is not a file")
-        file_format = options["format"] or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
+        with path.open("rb") as handle:
+            file_format = options["format"] or detect_format(path.name, handle.read(64))
         source, _ = Source.objects.get_or_create(name=options["source"])
 
         def progress(result: ImportResult) -> None:
@@ -37,11 +43,18 @@ class Command(BaseCommand):
             )
             self.stdout.flush()
 
-        result = import_file(path=path, source=source, file_format=file_format, progress=progress)
+        result = import_file(
+            path=path,
+            source=source,
+            file_format=file_format,
+            kind=options["kind"],
+            progress=progress,
+        )
         self.stdout.write("")
-        for error in result.errors[:20]:
+        for error in result.errors:
             self.stdout.write(f"  {error}")
-        if len(result.errors) > 20:
+        if result.rejected > len(result.errors):
             self.stdout.write(
-                f"  … {len(result.errors) - 20} more in the quarantine (admin: Rejected events)"
+                f"  … {result.rejected - len(result.errors)} more in the quarantine "
+                "(admin: Rejected events)"
             )
