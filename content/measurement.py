@@ -39,7 +39,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from scipy.stats import binomtest  # type: ignore[import-untyped]
 
-from personalize.models import Event
+from personalize.models import Event, Profile
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +132,9 @@ def record_impressions(
     at = now or timezone.now()
     items = list(impressions)
     if not items:
+        return 0
+    # A visitor who withdrew consent is not tracked, by the snippet or by us.
+    if Profile.objects.filter(pk=profile_id, consent=Profile.Consent.DENIED).exists():
         return 0
     source = server_source()
     context: dict[str, Any] = {"library": {"name": "p13n-server"}}

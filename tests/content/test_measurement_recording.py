@@ -191,3 +191,17 @@ def test_a_segment_counting_impressions_is_recomputed_when_the_server_records_th
         client.get("/api/v1/blocks", {"slot": "hero"})
 
     assert list(profile.memberships.values_list("segment__slug", flat=True)) == ["seen-hero"]
+
+
+def test_nothing_is_recorded_for_a_visitor_who_withdrew_consent(
+    page_blocks: dict[str, Block],
+) -> None:
+    client = Client()
+    profile = _known_visitor(client)
+    Profile.objects.filter(pk=profile.pk).update(consent=Profile.Consent.DENIED)
+
+    page = client.get("/")
+    api = client.get("/api/v1/blocks", {"slot": "hero"})
+
+    assert (page.status_code, api.status_code) == (200, 200)
+    assert Event.objects.filter(profile=profile).count() == 0

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.stack
 
 JOB_SUCCEEDED = re.compile(
     r"Task content\.tasks\.recompute_recommendations\[[0-9a-f-]{36}\] succeeded in [0-9.e-]+s: "
-    r"\{'profiles': \d+, 'interactions': \d+, 'items': 12, 'pairs': \d+\}"
+    r"\{'profiles': \d+, 'interactions': \d+, 'items': \d+, 'pairs': \d+\}"
 )
 
 
@@ -57,5 +57,6 @@ def test_a_visitor_gets_neighbours_of_what_they_viewed_and_the_worker_recomputes
         "the worker's recommendations run",
         lambda: bool(JOB_SUCCEEDED.search(worker.log()[before:])),
     )
-    assert stack.query("SELECT count(*) FROM content_item")[0][0] == 12
+    # The demo's 12 products, and any other items the session's tests viewed.
+    assert stack.query("SELECT count(*) FROM content_item")[0][0] >= 12
     assert visitor.blocks("recs")["slots"]["recs"][0]["data"]["recommendations"] == recommended
