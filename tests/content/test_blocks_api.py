@@ -183,9 +183,9 @@ def test_blocks_api_query_count_does_not_grow_with_blocks_or_segments(
 
     # The visitor's profile, its segment ids and slugs, the blocks and their segments.
     # profile, memberships, segment slugs, blocks, targeted and excluded segments;
-    # measurement: the server source, one INSERT of impressions, the segments' and
-    # scores' inputs.
-    with django_assert_max_num_queries(10):
+    # measurement: the visitor's consent, the server source, one INSERT of
+    # impressions, the segments' and scores' inputs.
+    with django_assert_max_num_queries(11):
         response = client.get("/api/v1/blocks", {"slot": ["hero", "promo", "recs"]})
 
     assert [b["key"] for b in response.json()["slots"]["hero"]] == ["hero-7"]
@@ -201,9 +201,9 @@ def test_homepage_query_count_is_bounded(
 
     # Three slots, the header's segment badges, the write key and the featured products.
     # Per slot: blocks, targeted and excluded segments; memberships once per page;
-    # measurement: the server source, one INSERT of impressions, the segments' and
-    # scores' inputs.
-    with django_assert_max_num_queries(18):
+    # measurement: the visitor's consent, the server source, one INSERT of
+    # impressions, the segments' and scores' inputs.
+    with django_assert_max_num_queries(19):
         response = client.get("/")
 
     assert response.status_code == 200
