@@ -24,7 +24,6 @@ import argparse
 import io
 import json
 import random
-import secrets
 import statistics
 import sys
 import tempfile
@@ -207,15 +206,11 @@ def send(
 
 
 def create_sources(server: Server, count: int) -> list[str]:
-    keys = [secrets.token_urlsafe(24) for _ in range(count)]
-    with psycopg.connect(server.database_url, connect_timeout=5) as connection:
-        for n, key in enumerate(keys):
-            connection.execute(
-                "INSERT INTO personalize_source (name, write_key, enabled, created_at) "
-                "VALUES (%s, %s, true, now())",
-                (f"bench-sender-{n}-{uuid.uuid4().hex[:6]}", key),
-            )
-    return keys
+    """One source per sender, through the product's own command (prints the write key)."""
+    return [
+        server.manage("create_source", f"bench-sender-{n}-{uuid.uuid4().hex[:6]}").strip()
+        for n in range(count)
+    ]
 
 
 # --- memory ---------------------------------------------------------------------------------
