@@ -40,10 +40,15 @@ def live_token(context: Any) -> str:
 
 @pass_context
 def segment_badges(context: Any) -> Markup:
-    from personalize.selectors import profile_id_for_request
-    from segments.selectors import current_segment_slugs
+    from content.catalog import published_catalog_for_request
+    from content.selectors import segment_slugs
+    from segments.selectors import profile_and_segment_ids_for_request
 
-    slugs = current_segment_slugs(profile_id=profile_id_for_request(context["request"]))
+    request = context["request"]
+    profile_id, segment_ids = profile_and_segment_ids_for_request(request)
+    slugs = segment_slugs(
+        segment_ids, profile_id=profile_id, catalog=published_catalog_for_request(request)
+    )
     return Markup("").join(Markup('<span class="badge">{}</span>').format(s) for s in slugs)
 
 

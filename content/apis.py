@@ -8,13 +8,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from content.selection import MAX_SLOTS, is_slot_name
-from content.selectors import blocks_for_profile
+from content.catalog import published_catalog
+from content.selectors import blocks_for_segments, segment_slugs
 from personalize.auth import ServerKeyAuthentication
 from personalize.errors import Forbidden, InvalidInput
 from personalize.models import ApiKey
-from personalize.selectors import profile_id_for_request, profile_id_for_visitor
 from personalize.visitors import Visitor
-from segments.selectors import current_segment_slugs
+from segments.selectors import profile_and_segment_ids, profile_and_segment_ids_for_request
 
 
 class BlocksApi(APIView):
@@ -83,17 +83,24 @@ class BlocksApi(APIView):
             if not has_server_key:
                 raise Forbidden("choosing the visitor needs a server key", field="anonymous_id")
             visitor = Visitor(anonymous_id=anonymous_id, user_id=user_id or None)
-            profile_id = profile_id_for_visitor(visitor)
+            profile_id, segment_ids = profile_and_segment_ids(visitor)
         else:
             visitor = getattr(request._request, "visitor", None)
-            profile_id = profile_id_for_request(request._request)
+            profile_id, segment_ids = profile_and_segment_ids_for_request(request._request)
         debug = request.query_params.get("debug") in {"1", "true"}
         if debug and not (has_server_key or request.user.is_staff):
             raise Forbidden("debug is for staff and server keys", field="debug")
-        blocks = blocks_for_profile(profile_id=profile_id, slots=slots, visitor=visitor)
+        catalog = published_catalog()
+        blocks = blocks_for_segments(
+            slots=slots,
+            segment_ids=segment_ids,
+            profile_id=profile_id,
+            visitor=visitor,
+            catalog=catalog,
+        )
         response = Response(
             {
-                "segments": current_segment_slugs(profile_id=profile_id),
+                "segments": segment_slugs(segment_ids, profile_id=profile_id, catalog=catalog),
                 "slots": {
                     slot: [b.as_json(with_reason=debug) for b in chosen]
                     for slot, chosen in blocks.items()

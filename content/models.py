@@ -5,6 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from content.catalog import CatalogChangingQuerySet
 from content.selection import SLOT_NAME
 from segments.models import Segment
 
@@ -68,6 +69,9 @@ class Block(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
+    # Bulk writes bump the published catalog's version (content.catalog).
+    objects = CatalogChangingQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(
@@ -98,6 +102,8 @@ class BlockVariant(models.Model):
     body = models.TextField(blank=True, help_text="Empty: the block's body.")
     data = models.JSONField(default=dict, blank=True, help_text="Empty: the block's data.")
 
+    objects = CatalogChangingQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["block", "key"], name="block_variant_key_unique"),
@@ -123,6 +129,8 @@ class Slot(models.Model):
         help_text="How many matching blocks the slot shows at most, in priority order.",
     )
     description = models.TextField(blank=True)
+
+    objects = CatalogChangingQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

@@ -8,30 +8,22 @@ from django.http import HttpRequest
 from jinja2 import pass_context
 from markupsafe import Markup
 
+from content.catalog import published_catalog_for_request
 from content.selectors import RenderedBlock, blocks_for_segments
-from personalize.selectors import profile_id_for_request
-from segments.selectors import current_segment_ids
-
-_SEGMENTS_CACHE = "_p13n_segment_ids"
-
-
-def _segment_ids(request: HttpRequest) -> frozenset[int]:
-    """The visitor's memberships, read once per request for all of a page's slots."""
-    if not hasattr(request, _SEGMENTS_CACHE):
-        ids = current_segment_ids(profile_id=profile_id_for_request(request))
-        setattr(request, _SEGMENTS_CACHE, ids)
-    cached: frozenset[int] = getattr(request, _SEGMENTS_CACHE)
-    return cached
+from segments.selectors import profile_and_segment_ids_for_request
 
 
 @pass_context
 def slot(context: Any, name: str) -> Markup:
     request: HttpRequest = context["request"]
+    # The visitor's profile and memberships, and the catalog, once for all of a page's slots.
+    profile_id, segment_ids = profile_and_segment_ids_for_request(request)
     blocks: list[RenderedBlock] = blocks_for_segments(
         slots=[name],
-        segment_ids=_segment_ids(request),
-        profile_id=profile_id_for_request(request),
+        segment_ids=segment_ids,
+        profile_id=profile_id,
         visitor=getattr(request, "visitor", None),
+        catalog=published_catalog_for_request(request),
     )[name]
     keys = " ".join(block.key for block in blocks)
     # The attributes static/p13n/slots.js reports in block_impression / block_clicked.

@@ -8,9 +8,12 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import FilteredRelation, Q, QuerySet
+from django.http import HttpRequest
 
-from personalize.models import Event, Profile
+from personalize.models import Event, Identity, Profile
+from personalize.selectors import remember_profile_id_for_request
+from personalize.visitors import Visitor
 from segments.models import Membership, Segment
 from segments.rules import (
     EventRecord,
@@ -126,6 +129,55 @@ def current_segment_ids(*, profile_id: int | None) -> frozenset[int]:
             "segment_id", flat=True
         )
     )
+
+
+def profile_and_segment_ids(visitor: Visitor) -> tuple[int | None, frozenset[int]]:
+    """The visitor's profile (as ``profile_id_for_visitor``: the user id's first) and
+    its current segment ids, in one query: the visitor's identities joined to their
+    profiles' open memberships."""
+    wanted = Q()
+    if visitor.user_id:
+        wanted |= Q(kind=Identity.Kind.USER_ID, value=visitor.user_id)
+    if visitor.anonymous_id:
+        wanted |= Q(kind=Identity.Kind.ANONYMOUS_ID, value=visitor.anonymous_id)
+    if not wanted:
+        return None, frozenset()
+    rows = (
+        Identity.objects.filter(wanted)
+        .annotate(
+            open_membership=FilteredRelation(
+                "profile__memberships",
+                condition=Q(profile__memberships__exited_at__isnull=True),
+            )
+        )
+        .values_list("kind", "profile_id", "open_membership__segment_id")
+    )
+    profiles: dict[str, int] = {}
+    segments: dict[int, set[int]] = {}
+    for kind, profile_id, segment_id in rows:
+        profiles[kind] = profile_id
+        found = segments.setdefault(profile_id, set())
+        if segment_id is not None:
+            found.add(segment_id)
+    chosen = profiles.get(Identity.Kind.USER_ID, profiles.get(Identity.Kind.ANONYMOUS_ID))
+    if chosen is None:
+        return None, frozenset()
+    return chosen, frozenset(segments[chosen])
+
+
+_REQUEST_CACHE = "_p13n_profile_and_segment_ids"
+
+
+def profile_and_segment_ids_for_request(request: HttpRequest) -> tuple[int | None, frozenset[int]]:
+    """Looked up once per request (every slot of a page shares it); afterwards
+    ``profile_id_for_request`` answers without a query."""
+    cached: tuple[int | None, frozenset[int]] | None = getattr(request, _REQUEST_CACHE, None)
+    if cached is None:
+        visitor: Visitor | None = getattr(request, "visitor", None)
+        cached = (None, frozenset()) if visitor is None else profile_and_segment_ids(visitor)
+        setattr(request, _REQUEST_CACHE, cached)
+        remember_profile_id_for_request(request, cached[0])
+    return cached
 
 
 def current_segment_slugs_of(*, profile_ids: Iterable[int]) -> dict[int, list[str]]:
