@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, BaseCache, caches
 from django.db import models, transaction
 from django.db.models import QuerySet, Value
 from django.http import HttpRequest
@@ -47,6 +47,22 @@ _Model = TypeVar("_Model", bound=models.Model)
 
 # --- the version stamp ------------------------------------------------------------------------
 
+_stamp_cache: BaseCache | None = None
+
+
+def _cache() -> BaseCache:
+    """The cache holding the stamp: one backend for the process.
+
+    ``django.core.cache.cache`` is a new backend object per thread and async context,
+    so under ASGI each request would open (and drop) its own Redis connection, which
+    costs as much as the database query; redis-py's connection pool is thread-safe.
+    """
+    global _stamp_cache
+    if _stamp_cache is None:
+        _stamp_cache = caches.create_connection(DEFAULT_CACHE_ALIAS)
+    return _stamp_cache
+
+
 
 def _new_version() -> str:
     return uuid.uuid4().hex
@@ -56,7 +72,7 @@ def _bump() -> None:
     global _current
     _current = None  # this process needs no round trip to notice its own write
     try:
-        cache.set(VERSION_KEY, _new_version(), timeout=None)
+        _cache().set(VERSION_KEY, _new_version(), timeout=None)
     except Exception:
         # The write itself succeeded; readers fall back to rebuilding (see shared_version).
         logger.exception("could not bump the content catalog version")
@@ -77,10 +93,11 @@ def shared_version() -> str:
     """The current stamp; a fresh one if the cache lost it; a unique one (rebuild) if the
     cache cannot be reached, so a cache outage costs speed, never freshness."""
     try:
-        version = cache.get(VERSION_KEY)
+        stamps = _cache()
+        version = stamps.get(VERSION_KEY)
         if version is None:
-            cache.add(VERSION_KEY, _new_version(), timeout=None)
-            version = cache.get(VERSION_KEY)
+            stamps.add(VERSION_KEY, _new_version(), timeout=None)
+            version = stamps.get(VERSION_KEY)
     except Exception:
         logger.warning("content catalog version unavailable: rebuilding", exc_info=True)
         return f"unavailable-{_new_version()}"
