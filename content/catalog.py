@@ -151,6 +151,20 @@ class CatalogBlock:
     segment_names_by_id: Mapping[int, str]
     content: ShownContent
     variants: Mapping[str, ShownContent]
+    # The candidate with the names of each set of its segments a visitor was in so
+    # far: a block targets a few segments, so there are few such sets.
+    _named: dict[frozenset[int], Candidate] = field(default_factory=dict, compare=False)
+
+    def candidate_for(self, segment_ids: frozenset[int]) -> Candidate:
+        shared = self.candidate.segment_ids & segment_ids
+        if not shared:
+            return self.candidate
+        named = self._named.get(shared)
+        if named is None:
+            names = tuple(name for sid, name in self.segment_names_by_id.items() if sid in shared)
+            # Racing threads may both build it: the same value either way.
+            named = self._named[shared] = replace(self.candidate, segment_names=names)
+        return named
 
 
 @dataclass(frozen=True)
@@ -171,13 +185,8 @@ class SlotCatalog:
         found: list[Candidate] = []
         for block_id in ids:
             block = self.blocks[block_id]
-            candidate = block.candidate
-            if not candidate.is_default and not candidate.targets(segment_ids):
-                continue
-            names = tuple(
-                name for sid, name in block.segment_names_by_id.items() if sid in segment_ids
-            )
-            found.append(replace(candidate, segment_names=names) if names else candidate)
+            if block.candidate.is_default or block.candidate.targets(segment_ids):
+                found.append(block.candidate_for(segment_ids))
         return found
 
 
