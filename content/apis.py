@@ -7,8 +7,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from content.selection import MAX_SLOTS, is_slot_name
 from content.catalog import published_catalog
+from content.selection import MAX_SLOTS, is_slot_name
 from content.selectors import blocks_for_segments, segment_slugs
 from personalize.auth import ServerKeyAuthentication
 from personalize.errors import Forbidden, InvalidInput

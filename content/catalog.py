@@ -63,7 +63,6 @@ def _cache() -> BaseCache:
     return _stamp_cache
 
 
-
 def _new_version() -> str:
     return uuid.uuid4().hex
 
@@ -233,12 +232,25 @@ def build_catalog(*, version: str) -> PublishedCatalog:
     from content.models import Block, BlockVariant, Slot
     from segments.models import Segment
 
-    segments = {sid: (slug, name) for sid, slug, name in Segment.objects.values_list("id", "slug", "name")}
+    segments = {
+        sid: (slug, name) for sid, slug, name in Segment.objects.values_list("id", "slug", "name")
+    }
     capacities = dict(Slot.objects.values_list("name", "capacity"))
     blocks = list(
         Block.objects.filter(status=Block.Status.PUBLISHED).values(
-            "id", "slot", "key", "title", "body", "is_template", "data", "priority",
-            "is_default", "match_all", "starts_at", "ends_at", "holdout_percent",
+            "id",
+            "slot",
+            "key",
+            "title",
+            "body",
+            "is_template",
+            "data",
+            "priority",
+            "is_default",
+            "match_all",
+            "starts_at",
+            "ends_at",
+            "holdout_percent",
         )
     )
     published = Block.objects.filter(status=Block.Status.PUBLISHED).values("pk")
@@ -248,11 +260,12 @@ def build_catalog(*, version: str) -> PublishedCatalog:
     for block_id, segment_id, is_exclusion in (
         Block.segments.through.objects.filter(block_id__in=published)
         .annotate(is_exclusion=Value(False))
-        .values_list("block_id", "segment_id", "is_exclusion")
+        # django-stubs cannot see annotations of an auto-created through model.
+        .values_list("block_id", "segment_id", "is_exclusion")  # type: ignore[misc]
         .union(
             Block.excluded_segments.through.objects.filter(block_id__in=published)
             .annotate(is_exclusion=Value(True))
-            .values_list("block_id", "segment_id", "is_exclusion"),
+            .values_list("block_id", "segment_id", "is_exclusion"),  # type: ignore[misc]
             all=True,
         )
     ):

@@ -129,7 +129,9 @@ def segment_slugs(
     return slugs if slugs is not None else current_segment_slugs(profile_id=profile_id)
 
 
-def _rendered(choice: Choice, slot: SlotCatalog, visitor: _VisitorContext, now: datetime) -> RenderedBlock:
+def _rendered(
+    choice: Choice, slot: SlotCatalog, visitor: _VisitorContext, now: datetime
+) -> RenderedBlock:
     """The chosen block as shown: its variant's content over its own, or for a
     holdout the default's content (nothing when there is none to show)."""
     candidate = choice.candidate

@@ -26,9 +26,7 @@ def connect() -> None:
     # segments, reasons), and deleting one drops its block targeting rows.
     for model in (Block, BlockVariant, Slot, Segment):
         post_save.connect(_changed, sender=model, dispatch_uid=f"catalog-save-{model.__name__}")
-        post_delete.connect(
-            _changed, sender=model, dispatch_uid=f"catalog-delete-{model.__name__}"
-        )
+        post_delete.connect(_changed, sender=model, dispatch_uid=f"catalog-delete-{model.__name__}")
     for through in (Block.segments.through, Block.excluded_segments.through):
         m2m_changed.connect(
             _targeting_changed, sender=through, dispatch_uid=f"catalog-m2m-{through.__name__}"

@@ -18,9 +18,9 @@ from content.models import Block
 from content.selectors import blocks_for_segments
 from content.services import block_save, block_variant_save
 from personalize.models import Identity
+from personalize.visitors import Visitor
 from segments.models import Segment
 from segments.selectors import profile_and_segment_ids
-from personalize.visitors import Visitor
 from tests.factories import (
     BlockFactory,
     BlockVariantFactory,
@@ -229,9 +229,7 @@ def test_profile_and_segment_ids_prefer_the_user_ids_profile_in_one_query(
     known = ProfileFactory.create()
     IdentityFactory.create(profile=known, kind=Identity.Kind.USER_ID, value="u-1")
     known.memberships.create(segment=vip, entered_at=NOW)
-    known.memberships.create(
-        segment=other, entered_at=NOW, exited_at=NOW
-    )
+    known.memberships.create(segment=other, entered_at=NOW, exited_at=NOW)
     anonymous = ProfileFactory.create()
     IdentityFactory.create(profile=anonymous, kind=Identity.Kind.ANONYMOUS_ID, value="a-1")
     anonymous.memberships.create(segment=other, entered_at=NOW)
