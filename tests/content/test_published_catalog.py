@@ -126,7 +126,7 @@ def test_changed_targeting_and_exclusions_are_seen(vip: Segment) -> None:
     assert _keys("hero", frozenset({vip.pk})) == ["hero-vip"]
 
 
-def test_a_new_schedule_and_a_lapsed_one_are_honoured_at_request_time(db: None) -> None:
+def test_a_start_after_the_catalog_was_built_is_honoured_at_request_time(db: None) -> None:
     BlockFactory.create(
         slot="hero", key="hero-soon", starts_at=timezone.now() + timedelta(milliseconds=300)
     )
