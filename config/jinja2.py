@@ -40,17 +40,20 @@ def live_token(context: Any) -> str:
 
 @pass_context
 def segment_badges(context: Any) -> Markup:
+    from content.catalog import published_catalog_for_request
     from content.preview import preview_for_request
-    from personalize.selectors import profile_id_for_request
-    from segments.selectors import current_segment_slugs
+    from content.selectors import segment_slugs
+    from segments.selectors import profile_and_segment_ids_for_request
 
     request = context["request"]
     preview = preview_for_request(request)
-    slugs = (
-        list(preview.segment_slugs)
-        if preview is not None
-        else current_segment_slugs(profile_id=profile_id_for_request(request))
-    )
+    if preview is not None:
+        slugs = list(preview.segment_slugs)
+    else:
+        profile_id, segment_ids = profile_and_segment_ids_for_request(request)
+        slugs = segment_slugs(
+            segment_ids, profile_id=profile_id, catalog=published_catalog_for_request(request)
+        )
     return Markup("").join(Markup('<span class="badge">{}</span>').format(s) for s in slugs)
 
 

@@ -294,6 +294,12 @@ if RECOMMENDATIONS_INTERVAL_SECONDS > 0:
         "options": {"expires": float(RECOMMENDATIONS_INTERVAL_SECONDS) / 2},
     }
 
+# --- Published content catalog (content.catalog) ---------------------------------
+# Each process keeps the published blocks ready for selection and rebuilds them when
+# a write bumps the version stamp in the cache; this bounds how long it keeps them
+# when nothing bumped (writes that bypass the ORM).
+CONTENT_CATALOG_MAX_AGE_SECONDS = env_int("CONTENT_CATALOG_MAX_AGE_SECONDS", 30)
+
 CHANNEL_LAYERS: dict[str, dict[str, Any]]
 if EMBEDDED:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

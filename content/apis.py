@@ -7,16 +7,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from content.catalog import published_catalog
 from content.measurement import record_api_impressions
 from content.preview import preview_for_request
 from content.selection import MAX_SLOTS, is_slot_name
-from content.selectors import blocks_for_profile, blocks_for_segments
+from content.selectors import blocks_for_segments, segment_slugs
 from personalize.auth import ServerKeyAuthentication
 from personalize.errors import Forbidden, InvalidInput
 from personalize.models import ApiKey
-from personalize.selectors import profile_id_for_request, profile_id_for_visitor
 from personalize.visitors import Visitor
-from segments.selectors import current_segment_slugs
+from segments.selectors import profile_and_segment_ids, profile_and_segment_ids_for_request
 
 
 class BlocksApi(APIView):
@@ -85,13 +85,14 @@ class BlocksApi(APIView):
             if not has_server_key:
                 raise Forbidden("choosing the visitor needs a server key", field="anonymous_id")
             visitor = Visitor(anonymous_id=anonymous_id, user_id=user_id or None)
-            profile_id = profile_id_for_visitor(visitor)
+            profile_id, segment_ids = profile_and_segment_ids(visitor)
         else:
             visitor = getattr(request._request, "visitor", None)
-            profile_id = profile_id_for_request(request._request)
+            profile_id, segment_ids = profile_and_segment_ids_for_request(request._request)
         debug = request.query_params.get("debug") in {"1", "true"}
         if debug and not (has_server_key or request.user.is_staff):
             raise Forbidden("debug is for staff and server keys", field="debug")
+        catalog = published_catalog()
         # A staff editor previewing the site sees the preview's blocks here too.
         preview = None if (anonymous_id or user_id) else preview_for_request(request._request)
         if preview is not None:
@@ -100,11 +101,18 @@ class BlocksApi(APIView):
                 segment_ids=preview.segment_ids,
                 profile_id=preview.profile_id,
                 segment_slugs=preview.segment_slugs,
+                catalog=catalog,
             )
             segments = list(preview.segment_slugs)
         else:
-            blocks = blocks_for_profile(profile_id=profile_id, slots=slots, visitor=visitor)
-            segments = current_segment_slugs(profile_id=profile_id)
+            blocks = blocks_for_segments(
+                slots=slots,
+                segment_ids=segment_ids,
+                profile_id=profile_id,
+                visitor=visitor,
+                catalog=catalog,
+            )
+            segments = segment_slugs(segment_ids, profile_id=profile_id, catalog=catalog)
             record_api_impressions(
                 request._request, profile_id=profile_id, blocks=blocks, debug=debug
             )

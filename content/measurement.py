@@ -29,12 +29,11 @@ import logging
 import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from scipy.stats import binomtest  # type: ignore[import-untyped]
@@ -237,13 +236,37 @@ def record_api_impressions(
     )
 
 
-def _record_safely(**kwargs: Any) -> int:
-    # Measurement must never cost the visitor their page.
+def _record_safely(
+    *, impressions: Iterable[Impression], now: datetime | None = None, **kwargs: Any
+) -> int:
+    """Hand the impressions to a worker: the request pays one broker push, not the
+    consent check, the INSERT and its commit. Measurement must never cost the
+    visitor their page, so a broker outage loses these impressions (logged), never
+    the response. In the embedded default the task runs in place."""
+    from content.tasks import record_impressions as record_impressions_task
+
+    items = [asdict(item) for item in impressions]
+    if not items:
+        return 0
     try:
-        return record_impressions(**kwargs)
-    except DatabaseError:
+        record_impressions_task.delay(
+            impressions=items, now=(now or timezone.now()).isoformat(), **kwargs
+        )
+    except Exception:
         logger.exception("could not record block impressions")
         return 0
+    return len(items)
+
+
+def record_impressions_from_task(
+    *, impressions: list[dict[str, Any]], now: str, **kwargs: Any
+) -> int:
+    """The worker's side of :func:`_record_safely`."""
+    return record_impressions(
+        impressions=[Impression(**item) for item in impressions],
+        now=datetime.fromisoformat(now),
+        **kwargs,
+    )
 
 
 class ImpressionMiddleware:

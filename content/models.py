@@ -6,6 +6,7 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from content.catalog import CatalogChangingQuerySet
 from content.selection import SLOT_NAME
 from segments.models import Segment
 
@@ -71,6 +72,9 @@ class Block(models.Model):
     # Every save and every targeting change, with who made it (admin history, audit log).
     history = HistoricalRecords(m2m_fields=[segments, excluded_segments])
 
+    # Bulk writes bump the published catalog's version (content.catalog).
+    objects = CatalogChangingQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(
@@ -101,6 +105,8 @@ class BlockVariant(models.Model):
     body = models.TextField(blank=True, help_text="Empty: the block's body.")
     data = models.JSONField(default=dict, blank=True, help_text="Empty: the block's data.")
 
+    objects = CatalogChangingQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["block", "key"], name="block_variant_key_unique"),
@@ -126,6 +132,8 @@ class Slot(models.Model):
         help_text="How many matching blocks the slot shows at most, in priority order.",
     )
     description = models.TextField(blank=True)
+
+    objects = CatalogChangingQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

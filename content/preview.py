@@ -21,9 +21,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.urls import reverse
 
 from personalize.models import Profile
-from personalize.selectors import profile_id_for_request
 from segments.models import Segment
-from segments.selectors import current_segment_ids
+from segments.selectors import profile_and_segment_ids_for_request
 
 PREVIEW_SESSION_KEY = "p13n_preview"
 PREVIEW_SALT = "p13n.preview"
@@ -168,8 +167,9 @@ def audience_for_request(request: HttpRequest) -> Audience:
             segment_slugs=preview.segment_slugs,
             preview=preview,
         )
-    profile_id = profile_id_for_request(request)
-    return Audience(segment_ids=current_segment_ids(profile_id=profile_id), profile_id=profile_id)
+    # The visitor's own: profile and memberships in one query, once per request.
+    profile_id, segment_ids = profile_and_segment_ids_for_request(request)
+    return Audience(segment_ids=segment_ids, profile_id=profile_id)
 
 
 # --- the site is read-only while previewing ---------------------------------------------

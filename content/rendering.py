@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import nh3
-from jinja2 import TemplateError
+from jinja2 import Template, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,13 @@ def check_template(body: str) -> None:
         raise BlockTemplateError(f"{where}{exc.message or exc}") from None
 
 
+@lru_cache(maxsize=1024)
+def _compiled(body: str) -> Template:
+    """Compiling is most of a render's cost and ``from_string`` never caches: keep the
+    compiled templates of the bodies in use (a template is immutable once compiled)."""
+    return _SANDBOX.from_string(body)
+
+
 def render_body(
     body: str,
     *,
@@ -72,7 +80,7 @@ def render_body(
     if not is_template:
         return sanitize_html(body)
     try:
-        html = _SANDBOX.from_string(body).render(
+        html = _compiled(body).render(
             {**(extra or {}), "traits": dict(traits), "segments": list(segments)}
         )
     except Exception:

@@ -7,16 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Prefetch, Subquery, prefetch_related_objects
 from django.utils import timezone
 
-from content.models import Block, BlockVariant, Slot
+from content.catalog import PublishedCatalog, SlotCatalog, published_catalog
 from content.recommendations import block_extras
 from content.rendering import render_body
-from content.selection import Candidate, Choice, VariantOption, choose
+from content.selection import Choice, choose
 from personalize.models import Identity, Profile
 from personalize.visitors import Visitor
-from segments.models import Segment
 from segments.selectors import current_segment_ids, current_segment_slugs
 
 
@@ -56,36 +54,6 @@ class SlotUpdate:
     slots: dict[str, list[dict[str, Any]]]
 
 
-def published_blocks(slots: Iterable[str]) -> list[Block]:
-    """The slots' published blocks with their targeting and variants, each annotated
-    with ``slot_capacity`` (None when the slot has no settings row)."""
-    capacity = Slot.objects.filter(name=OuterRef("slot")).values("capacity")[:1]
-    blocks: list[Block] = list(
-        Block.objects.filter(slot__in=list(slots), status=Block.Status.PUBLISHED)
-        .annotate(
-            slot_capacity=Subquery(capacity),
-            has_variants=Exists(BlockVariant.objects.filter(block=OuterRef("pk"))),
-        )
-        .prefetch_related(
-            Prefetch("segments", queryset=Segment.objects.only("id", "name")),
-            Prefetch("excluded_segments", queryset=Segment.objects.only("id")),
-        )
-    )
-    # Most blocks run no A/B test: their variants cost a query only when some exist.
-    with_variants = [b for b in blocks if getattr(b, "has_variants", True)]
-    prefetch_related_objects(
-        with_variants, Prefetch("variants", queryset=BlockVariant.objects.order_by("key"))
-    )
-    return blocks
-
-
-def variants_of(block: Block) -> list[BlockVariant]:
-    """The block's variants, as fetched by ``published_blocks`` (none without a query)."""
-    if not getattr(block, "has_variants", True):
-        return []
-    return list(block.variants.all())
-
-
 def assignment_unit(*, profile_id: int | None, visitor: Visitor | None = None) -> str:
     """Whom a block's variant and holdout stick to: the profile's first anonymous id.
 
@@ -122,11 +90,15 @@ class _VisitorContext:
     def __init__(
         self,
         profile_id: int | None,
-        visitor: Visitor | None = None,
+        visitor: Visitor | None,
+        segment_ids: frozenset[int],
+        catalog: PublishedCatalog,
         segment_slugs: Sequence[str] | None = None,
     ) -> None:
         self.profile_id = profile_id
         self.visitor = visitor
+        self.segment_ids = segment_ids
+        self.catalog = catalog
         # Given by a staff preview of a segment set; otherwise the profile's own.
         self.segment_slugs = segment_slugs
         self._loaded: tuple[dict[str, Any], list[str]] | None = None
@@ -150,59 +122,49 @@ class _VisitorContext:
             slugs = (
                 list(self.segment_slugs)
                 if self.segment_slugs is not None
-                else current_segment_slugs(profile_id=self.profile_id)
+                else segment_slugs(
+                    self.segment_ids, profile_id=self.profile_id, catalog=self.catalog
+                )
             )
             self._loaded = (traits, slugs)
         return self._loaded
 
 
-def _candidate(block: Block, segment_ids: frozenset[int]) -> Candidate:
-    return Candidate(
-        id=block.id,
-        slot=block.slot,
-        key=block.key,
-        priority=block.priority,
-        is_default=block.is_default,
-        segment_ids=frozenset(s.id for s in block.segments.all()),
-        segment_names=tuple(s.name for s in block.segments.all() if s.id in segment_ids),
-        match_all=block.match_all,
-        excluded_ids=frozenset(s.id for s in block.excluded_segments.all()),
-        starts_at=block.starts_at,
-        ends_at=block.ends_at,
-        variants=tuple(VariantOption(v.key, v.weight) for v in variants_of(block)),
-        holdout_percent=block.holdout_percent,
-    )
+def segment_slugs(
+    segment_ids: frozenset[int], *, profile_id: int | None, catalog: PublishedCatalog | None = None
+) -> list[str]:
+    """The sorted slugs of the visitor's segments, from the catalog (a query only for
+    a segment newer than the catalog)."""
+    slugs = (catalog or published_catalog()).slugs_of(segment_ids)
+    return slugs if slugs is not None else current_segment_slugs(profile_id=profile_id)
 
 
 def _rendered(
-    choice: Choice, by_id: dict[int, Block], visitor: _VisitorContext, now: datetime
+    choice: Choice, slot: SlotCatalog, visitor: _VisitorContext, now: datetime
 ) -> RenderedBlock:
     """The chosen block as shown: its variant's content over its own, or for a
     holdout the default's content (nothing when there is none to show)."""
-    block = by_id[choice.candidate.id]
-    shown = by_id[choice.content.id] if choice.content is not None else None
+    candidate = choice.candidate
     title, body = "", ""
     data: dict[str, Any] = {}
-    if shown is not None:
-        variant = next((v for v in variants_of(shown) if v.key == choice.variant), None)
-        title = (variant.title if variant else "") or shown.title
-        body = (variant.body if variant else "") or shown.body
-        data = (variant.data if variant else None) or shown.data or {}
-        traits, segment_slugs = visitor.get() if shown.is_template else ({}, [])
+    if choice.content is not None:
+        shown = slot.blocks[choice.content.id]
+        content = shown.variants[choice.variant] if choice.variant else shown.content
+        title = content.title
         # Data-driven additions (a recommendations block's items) for template and API alike.
-        extras = block_extras(data=data, profile_id=visitor.profile_id, now=now)
+        extras = block_extras(data=content.data, profile_id=visitor.profile_id, now=now)
         data = extras.data
-        body = render_body(
-            body,
-            is_template=shown.is_template,
-            traits=traits,
-            segments=segment_slugs,
-            extra=extras.context,
-        )
+        if content.is_template:
+            traits, slugs = visitor.get()
+            body = render_body(
+                content.html, is_template=True, traits=traits, segments=slugs, extra=extras.context
+            )
+        else:
+            body = content.html  # sanitized when the catalog was built
     return RenderedBlock(
-        id=block.id,
-        key=block.key,
-        slot=block.slot,
+        id=candidate.id,
+        key=candidate.key,
+        slot=candidate.slot,
         title=title,
         html=body,
         data=data,
@@ -218,6 +180,7 @@ def blocks_for_segments(
     segment_ids: frozenset[int],
     profile_id: int | None = None,
     visitor: Visitor | None = None,
+    catalog: PublishedCatalog | None = None,
     segment_slugs: Sequence[str] | None = None,
     now: datetime | None = None,
 ) -> dict[str, list[RenderedBlock]]:
@@ -226,28 +189,26 @@ def blocks_for_segments(
     ``visitor`` (the request's ids) is the assignment unit while no profile exists.
     ``segment_slugs`` overrides what template blocks see as ``segments`` (a staff
     preview of a segment set has no profile to read them from).
+    No query beyond the catalog's version check, except for what is per visitor:
+    the assignment unit (variants, holdouts), traits (templates), recommendations.
     """
     now = now or timezone.now()
-    context = _VisitorContext(profile_id, visitor, segment_slugs)
-    wanted = list(dict.fromkeys(slots))
-    by_slot: dict[str, list[Block]] = {slot: [] for slot in wanted}
-    for block in published_blocks(wanted):
-        by_slot[block.slot].append(block)
+    catalog = catalog or published_catalog()
+    context = _VisitorContext(profile_id, visitor, segment_ids, catalog, segment_slugs)
     chosen: dict[str, list[RenderedBlock]] = {}
-    for slot, blocks in by_slot.items():
-        by_id = {block.id: block for block in blocks}
-        candidates = [_candidate(block, segment_ids) for block in blocks]
+    for name in dict.fromkeys(slots):
+        slot = catalog.slot(name)
+        candidates = slot.candidates_for(segment_ids)
+        # Only blocks the visitor may get need whom their variant or holdout sticks to.
         needs_unit = any(c.variants or c.holdout_percent for c in candidates)
-        # The same annotation on every block of the slot; no row means one block.
-        capacity: int = getattr(blocks[0], "slot_capacity", None) or 1 if blocks else 1
         choices = choose(
             candidates,
             segment_ids,
             now,
             unit=context.unit() if needs_unit else "",
-            capacity=capacity,
+            capacity=slot.capacity,
         )
-        chosen[slot] = [_rendered(choice, by_id, context, now) for choice in choices]
+        chosen[name] = [_rendered(choice, slot, context, now) for choice in choices]
     return chosen
 
 
@@ -264,8 +225,12 @@ def blocks_for_profile(
 
 def slot_update_for_profile(*, profile_id: int, slots: list[str]) -> SlotUpdate:
     """What a live page needs after a change: current segments and its slots' blocks."""
-    blocks = blocks_for_profile(profile_id=profile_id, slots=slots)
+    segment_ids = current_segment_ids(profile_id=profile_id)
+    catalog = published_catalog()
+    blocks = blocks_for_segments(
+        slots=slots, segment_ids=segment_ids, profile_id=profile_id, catalog=catalog
+    )
     return SlotUpdate(
-        segments=current_segment_slugs(profile_id=profile_id),
+        segments=segment_slugs(segment_ids, profile_id=profile_id, catalog=catalog),
         slots={slot: [b.as_json() for b in chosen] for slot, chosen in blocks.items()},
     )

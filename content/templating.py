@@ -9,6 +9,7 @@ from jinja2 import pass_context
 from markupsafe import Markup
 
 from content import measurement
+from content.catalog import published_catalog_for_request
 from content.preview import audience_for_request
 from content.selectors import RenderedBlock, blocks_for_segments
 
@@ -28,6 +29,7 @@ def slot(context: Any, name: str) -> Markup:
         profile_id=audience.profile_id,
         segment_slugs=audience.segment_slugs,
         visitor=getattr(request, "visitor", None),
+        catalog=published_catalog_for_request(request),
     )[name]
     if audience.preview is None:  # an editor's preview is not an impression
         measurement.note_impressions(request, blocks, via="ssr")

@@ -39,6 +39,11 @@ def profile_id_for_request(request: HttpRequest) -> int | None:
     return cached
 
 
+def remember_profile_id_for_request(request: HttpRequest, profile_id: int | None) -> None:
+    """For a caller that found the request's profile another way (with its segments)."""
+    setattr(request, _REQUEST_CACHE, profile_id)
+
+
 def recent_events(*, profile_id: int, limit: int = 50) -> QuerySet[Event]:
     return Event.objects.filter(profile_id=profile_id).order_by("-timestamp", "-id")[:limit]
 

@@ -8,3 +8,12 @@ from django.core.management import call_command
 def demo_data(db: None) -> None:
     """The demo shop's catalog, segments and blocks, as `make run` loads them."""
     call_command("load_demo", verbosity=0)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_published_catalog() -> None:
+    """Each test starts from its own rows: the previous test's were rolled back
+    without a commit, so no version bump told this process's catalog."""
+    from content.catalog import forget_published_catalog
+
+    forget_published_catalog()
