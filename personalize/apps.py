@@ -1,4 +1,7 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class PersonalizeConfig(AppConfig):
@@ -10,3 +13,14 @@ class PersonalizeConfig(AppConfig):
         from personalize import live
 
         live.connect()
+        # Every deploy's migrate makes sure partitions exist ahead (PostgreSQL).
+        post_migrate.connect(_create_event_partitions, sender=self)
+
+
+def _create_event_partitions(using: str = "default", **kwargs: Any) -> None:
+    from django.db import connections
+
+    from personalize import partitions
+
+    if using == "default" and connections[using].vendor == "postgresql":
+        partitions.ensure_event_partitions()

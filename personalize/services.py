@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from personalize import quality
+from personalize.deduplication import claim_message_ids
 from personalize.identity import (
     IdentityPolicy,
     id_request,
@@ -63,7 +64,8 @@ def ingest_messages(
     """Store validated messages once each and queue membership recomputes.
 
     One transaction: a caller that gets a result knows every message is stored.
-    Duplicate message ids (client retries) are dropped by the unique constraint.
+    Duplicate message ids (client retries) are dropped: only the messages whose
+    id ``claim_message_ids`` recorded are stored (personalize.deduplication).
     """
     from segments.selectors import segment_inputs
     from segments.services import request_recompute
@@ -107,17 +109,15 @@ def ingest_messages(
             )
             for m, profile_id in zip(messages, profile_ids, strict=True)
         ]
-        message_ids = [r.message_id for r in rows]
-        before = set(
-            Event.objects.filter(source=source, message_id__in=message_ids).values_list(
-                "message_id", flat=True
-            )
+        new_indexes = claim_message_ids(
+            source=source,
+            message_ids=[r.message_id for r in rows],
+            timestamps=[r.timestamp for r in rows],
         )
-        Event.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
-        after = Event.objects.filter(source=source, message_id__in=message_ids).count()
-        result.stored = after - len(before)
+        Event.objects.bulk_create([rows[i] for i in new_indexes], batch_size=500)
+        result.stored = len(new_indexes)
         result.duplicates = len(rows) - result.stored
-        result.duplicate_indexes = quality.duplicate_indexes(message_ids, before)
+        result.duplicate_indexes = sorted(set(range(len(rows))).difference(new_indexes))
 
         _update_profiles(
             messages=messages,
@@ -140,6 +140,7 @@ def ingest_messages(
         source=source,
         messages=messages,
         duplicate_indexes=result.duplicate_indexes,
+        profile_ids=profile_ids,
         received_at=received_at,
     )
     return result

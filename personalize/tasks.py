@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from personalize import quality, retention
+from personalize import partitions, quality, retention
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
@@ -17,3 +17,9 @@ def purge_expired_events() -> int:
 def check_data_quality() -> int:
     """Alert on sources whose volume or reject rate left their recent normal."""
     return quality.check_alerts()
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def create_event_partitions() -> list[str]:
+    """Keep EVENT_PARTITIONS_AHEAD partitions of the events table ahead of time."""
+    return partitions.ensure_event_partitions()
