@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 
@@ -51,7 +52,7 @@ def claim_message_ids(
     with connection.cursor() as cursor:
         for offset in range(0, len(ordered), CLAIM_CHUNK):
             chunk = ordered[offset : offset + CLAIM_CHUNK]
-            params: list[object] = []
+            params: list[Any] = []
             for message_id in chunk:
                 at = timestamps[first_index[message_id]]
                 params += [source.pk, message_id, timestamp_field.get_db_prep_save(at, connection)]

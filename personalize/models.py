@@ -265,9 +265,7 @@ class EventMessageId(models.Model):
 
     pk = models.CompositePrimaryKey("source", "message_id")
     # The primary key's leading column already indexes it.
-    source = models.ForeignKey(
-        Source, on_delete=models.CASCADE, related_name="+", db_index=False
-    )
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="+", db_index=False)
     message_id = models.CharField(max_length=255)
     timestamp = models.DateTimeField()
 

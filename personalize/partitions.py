@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal, cast
+from typing import Literal
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -120,7 +120,7 @@ def configured_interval() -> Interval:
     value = settings.EVENT_PARTITION_INTERVAL
     if value not in INTERVALS:
         raise ValueError(f"EVENT_PARTITION_INTERVAL must be one of {INTERVALS}, not {value!r}")
-    return cast(Interval, value)
+    return value
 
 
 # --- the database -------------------------------------------------------------------------
@@ -131,7 +131,9 @@ def events_are_partitioned() -> bool:
     if connection.vendor != "postgresql":
         return False
     with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_partitioned_table WHERE partrelid = to_regclass(%s)", [EVENT_TABLE])
+        cursor.execute(
+            "SELECT 1 FROM pg_partitioned_table WHERE partrelid = to_regclass(%s)", [EVENT_TABLE]
+        )
         return cursor.fetchone() is not None
 
 

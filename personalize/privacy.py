@@ -59,7 +59,8 @@ def profile_exporting_hook(*, profile: Profile, into: dict[str, Any]) -> None:
 @transaction.atomic
 def profile_erase(*, profile: Profile) -> dict[str, int]:
     """Erase the person: events and their message ids, traits, identities,
-    memberships, quarantined messages naming their ids, and (through ``profile_erasing``) other apps' rows."""
+    memberships, quarantined messages naming their ids, and (through
+    ``profile_erasing``) other apps' rows."""
     ids = list(profile.identities.values_list("value", flat=True))
     rejected = RejectedEvent.objects.none()
     if ids:

@@ -372,10 +372,10 @@ out({
     _migrate(fresh_database, "personalize", "0007")
     reverted = _run(fresh_database, snapshot)
 
-    assert before["partitioned"] == 0 and before["unique"] == 1
+    assert (before["partitioned"], before["unique"]) == (0, 1)
     assert len(before["events"]) == 6
     assert after["events"] == before["events"]
-    assert after["partitioned"] == 1 and after["unique"] == 0
+    assert (after["partitioned"], after["unique"]) == (1, 0)
     assert after["placed"] == [[f"m{n}", True] for n in range(6)]
     assert after["tables"][0] == "personalize_event_default"
     assert "personalize_event_default" not in after["tables"][1:]
@@ -384,6 +384,6 @@ out({
     assert added["next_id"] == 7
     # Older than the 24 months the migration partitions when nothing is purged.
     assert added["default"] == [["m0"]]
-    assert reverted["partitioned"] == 0 and reverted["unique"] == 1
+    assert (reverted["partitioned"], reverted["unique"]) == (0, 1)
     assert reverted["events"][:6] == before["events"]
     assert len(reverted["events"]) == 7

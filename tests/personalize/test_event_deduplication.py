@@ -79,9 +79,13 @@ def test_it_keeps_ids_of_other_sources_apart(source: Source) -> None:
 def test_a_claim_rolled_back_with_its_batch_frees_the_id(source: Source) -> None:
     now = timezone.now()
 
-    with pytest.raises(RuntimeError), transaction.atomic():
-        assert claim_message_ids(source=source, message_ids=["m"], timestamps=[now]) == [0]
-        raise RuntimeError("the events failed to store")
+    def claim_then_fail() -> None:
+        with transaction.atomic():
+            assert claim_message_ids(source=source, message_ids=["m"], timestamps=[now]) == [0]
+            raise RuntimeError("the events failed to store")
+
+    with pytest.raises(RuntimeError):
+        claim_then_fail()
 
     assert EventMessageId.objects.count() == 0
     assert claim_message_ids(source=source, message_ids=["m"], timestamps=[now]) == [0]

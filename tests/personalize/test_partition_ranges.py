@@ -121,3 +121,12 @@ def test_on_sqlite_the_events_table_is_plain_and_maintenance_does_nothing() -> N
     assert ensure_event_partitions(now=utc(2026, 11, 23)) == []
     dropped = drop_event_partitions_before(cutoff=utc(2030, 1, 1))
     assert (dropped.names, dropped.events, dropped.profile_ids) == ([], 0, set())
+
+
+def test_an_unknown_interval_setting_is_refused_by_name(settings: Any) -> None:
+    from personalize.partitions import configured_interval
+
+    settings.EVENT_PARTITION_INTERVAL = "quarter"
+
+    with pytest.raises(ValueError, match="EVENT_PARTITION_INTERVAL must be one of"):
+        configured_interval()
