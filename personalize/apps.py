@@ -1,7 +1,10 @@
+import logging
 from typing import Any
 
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
+
+logger = logging.getLogger(__name__)
 
 
 class PersonalizeConfig(AppConfig):
@@ -18,9 +21,15 @@ class PersonalizeConfig(AppConfig):
 
 
 def _create_event_partitions(using: str = "default", **kwargs: Any) -> None:
-    from django.db import connections
+    from django.db import DatabaseError, connections
 
     from personalize import partitions
 
-    if using == "default" and connections[using].vendor == "postgresql":
+    if using != "default" or connections[using].vendor != "postgresql":
+        return
+    try:
         partitions.ensure_event_partitions()
+    except DatabaseError:
+        # The migrations are applied; the daily task creates the partitions later,
+        # and meanwhile events land in the DEFAULT partition.
+        logger.warning("could not create event partitions after migrate", exc_info=True)

@@ -31,6 +31,8 @@ PARTITION_NAME = re.compile(rf"^{EVENT_TABLE}_p(\d{{8}})_(\d{{8}})$")
 # schedulers or a migrate racing a worker take turns instead of failing.
 MAINTENANCE_LOCK = "personalize_event partitions"
 
+LOCK_TIMEOUT_SECONDS = 10
+
 Interval = Literal["day", "week", "month"]
 INTERVALS: tuple[Interval, ...] = ("day", "week", "month")
 
@@ -157,6 +159,9 @@ def _literal(moment: datetime) -> str:
 def _lock_maintenance() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [MAINTENANCE_LOCK])
+        # Attaching and detaching wait for queries on the events table, and queries
+        # queue behind them: give up instead (the task retries) than stall ingestion.
+        cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'")
 
 
 def ensure_event_partitions(
