@@ -216,6 +216,15 @@ P13N_STITCH_TRAITS = env_list("P13N_STITCH_TRAITS", "")
 P13N_HASH_EMAIL_TRAIT = env_bool("P13N_HASH_EMAIL_TRAIT", default=False)
 # Events older than this many days are purged hourly (0: keep everything).
 EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 0)
+# --- Event partitioning and dedupe horizon (personalize.partitions; docs/partitioning.md) ---
+# On PostgreSQL the events table is partitioned by time: one partition per
+# "day", "week" or "month" (UTC), created this many intervals ahead by a daily task
+# and after every migrate. Retention drops whole partitions past its cutoff.
+EVENT_PARTITION_INTERVAL = env_str("EVENT_PARTITION_INTERVAL", "month")
+EVENT_PARTITIONS_AHEAD = env_int("EVENT_PARTITIONS_AHEAD", 3)
+# A purged event's message id is remembered this many days more: a client
+# retrying it meanwhile is told it is a duplicate instead of storing it again.
+EVENT_DEDUPE_GRACE_DAYS = env_int("EVENT_DEDUPE_GRACE_DAYS", 30)
 # --- Recommendations (content.recommendations) ---------------------------------
 # Item-to-item collaborative filtering over the events below, recomputed by a
 # scheduled job (0: not scheduled; `manage.py recompute_recommendations` still works).
@@ -249,6 +258,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "personalize.tasks.purge_expired_events",
         "schedule": 3600.0,
         "options": {"expires": 1800.0},
+    },
+    # Partitions of the events table ahead of time (PostgreSQL; a no-op on SQLite).
+    "create-event-partitions": {
+        "task": "personalize.tasks.create_event_partitions",
+        "schedule": 86400.0,
+        "options": {"expires": 43200.0},
     },
     # Data quality: compare each source's last window with its recent normal.
     "check-data-quality": {

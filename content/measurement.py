@@ -139,6 +139,8 @@ def record_impressions(
     context: dict[str, Any] = {"library": {"name": "p13n-server"}}
     if path:
         context["page"] = {"path": path}
+    # Fresh ids no client can send again: no retry to de-duplicate, so these skip
+    # the message-id table ingestion claims ids in (docs/partitioning.md).
     Event.objects.bulk_create(
         [
             Event(

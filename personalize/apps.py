@@ -1,4 +1,10 @@
+import logging
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+logger = logging.getLogger(__name__)
 
 
 class PersonalizeConfig(AppConfig):
@@ -10,3 +16,20 @@ class PersonalizeConfig(AppConfig):
         from personalize import live
 
         live.connect()
+        # Every deploy's migrate makes sure partitions exist ahead (PostgreSQL).
+        post_migrate.connect(_create_event_partitions, sender=self)
+
+
+def _create_event_partitions(using: str = "default", **kwargs: Any) -> None:
+    from django.db import DatabaseError, connections
+
+    from personalize import partitions
+
+    if using != "default" or connections[using].vendor != "postgresql":
+        return
+    try:
+        partitions.ensure_event_partitions()
+    except DatabaseError:
+        # The migrations are applied; the daily task creates the partitions later,
+        # and meanwhile events land in the DEFAULT partition.
+        logger.warning("could not create event partitions after migrate", exc_info=True)

@@ -241,11 +241,9 @@ class Event(models.Model):
     violations = models.JSONField(default=list, blank=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["source", "message_id"], name="event_source_message_unique"
-            ),
-        ]
+        # No unique (source, message_id) here: on PostgreSQL the table is
+        # partitioned by timestamp, where a unique constraint must include the
+        # partition key. EventMessageId holds that uniqueness (docs/partitioning.md).
         indexes = [
             models.Index(fields=["profile", "name", "timestamp"], name="event_profile_name_ts"),
             models.Index(fields=["timestamp"], name="event_ts"),
@@ -254,6 +252,30 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.timestamp:%Y-%m-%d %H:%M:%S}"
+
+
+class EventMessageId(models.Model):
+    """A (source, message id) stored once: what makes ingestion exactly-once.
+
+    Ingestion inserts a batch's ids here first (ON CONFLICT DO NOTHING
+    RETURNING) and stores only the events whose id it inserted, in the same
+    transaction (personalize.deduplication). Not partitioned, so the uniqueness
+    holds across every partition of the events table. ``timestamp`` is the
+    event's time: retention purges the row a grace period after the event.
+    """
+
+    pk = models.CompositePrimaryKey("source", "message_id")
+    # The primary key's leading column already indexes it.
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="+", db_index=False)
+    message_id = models.CharField(max_length=255)
+    timestamp = models.DateTimeField()
+
+    class Meta:
+        db_table = "personalize_event_message_id"
+        indexes = [models.Index(fields=["timestamp"], name="event_message_id_ts")]
+
+    def __str__(self) -> str:
+        return f"{self.source_id}:{self.message_id}"
 
 
 class Session(models.Model):

@@ -7,7 +7,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 
-from personalize.models import Profile, RejectedEvent
+from personalize.models import EventMessageId, Profile, RejectedEvent
 from personalize.signals import profile_erasing
 from segments.models import Membership, ProfileScore
 
@@ -74,8 +74,9 @@ def profile_exporting_hook(*, profile: Profile, into: dict[str, Any]) -> None:
 
 @transaction.atomic
 def profile_erase(*, profile: Profile) -> dict[str, int]:
-    """Erase the person: events, traits, identities, memberships, quarantined
-    messages naming their ids, and (through ``profile_erasing``) other apps' rows."""
+    """Erase the person: events and their message ids, traits, identities,
+    memberships, quarantined messages naming their ids, and (through
+    ``profile_erasing``) other apps' rows."""
     ids = list(profile.identities.values_list("value", flat=True))
     rejected = RejectedEvent.objects.none()
     if ids:
@@ -89,6 +90,13 @@ def profile_erase(*, profile: Profile) -> dict[str, int]:
         "rejected_events": rejected.count(),
     }
     rejected.delete()
+    # Clients may build message ids from the person's ids: forget them too (a
+    # retried message after this is stored as new, like any new visit).
+    for source_id in profile.events.values_list("source_id", flat=True).distinct():
+        EventMessageId.objects.filter(
+            source_id=source_id,
+            message_id__in=profile.events.filter(source_id=source_id).values("message_id"),
+        ).delete()
     profile_erasing.send(sender=Profile, profile_id=profile.pk)
     profile.delete()  # cascades to events, identities and memberships
     return counts

@@ -28,7 +28,7 @@ import statistics
 import urllib.error
 import urllib.request
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -65,23 +65,11 @@ def hour_of(moment: datetime) -> datetime:
 # --- counting -----------------------------------------------------------------------------
 
 
-def duplicate_indexes(message_ids: Sequence[str], already_stored: Iterable[str]) -> list[int]:
-    """Positions of messages that will not be stored: their id was stored before,
-    or appeared earlier in the same batch."""
-    seen = set(already_stored)
-    duplicates = []
-    for index, message_id in enumerate(message_ids):
-        if message_id in seen:
-            duplicates.append(index)
-        seen.add(message_id)
-    return duplicates
-
-
 def _late_indexes(
     *,
-    source: Source,
     messages: Sequence[TrackedMessage],
     stored_indexes: Sequence[int],
+    profile_ids: Sequence[int],
     received_at: datetime,
 ) -> set[int]:
     threshold = timedelta(seconds=settings.P13N_LATE_EVENT_SECONDS)
@@ -90,22 +78,19 @@ def _late_indexes(
         for i in stored_indexes
         if messages[i].timestamp is not None and received_at - messages[i].timestamp > threshold  # type: ignore[operator]
     }
-    by_id = {messages[i].message_id: i for i in stored_indexes if i not in late}
-    if not by_id:
+    on_time = [i for i in stored_indexes if i not in late]
+    if not on_time:
         return late
-    profile_of = dict(
-        Event.objects.filter(source=source, message_id__in=list(by_id)).values_list(
-            "message_id", "profile_id"
-        )
-    )
     latest_before = dict(
-        Event.objects.filter(profile_id__in=set(profile_of.values()), received_at__lt=received_at)
+        Event.objects.filter(
+            profile_id__in={profile_ids[i] for i in on_time}, received_at__lt=received_at
+        )
         .values("profile_id")
         .annotate(latest=Max("timestamp"))
         .values_list("profile_id", "latest")
     )
-    for message_id, index in by_id.items():
-        latest = latest_before.get(profile_of.get(message_id, -1))
+    for index in on_time:
+        latest = latest_before.get(profile_ids[index])
         timestamp = messages[index].timestamp or received_at
         if latest is not None and timestamp < latest:
             late.add(index)
@@ -117,15 +102,18 @@ def record_ingest(
     source: Source,
     messages: Sequence[TrackedMessage],
     duplicate_indexes: Sequence[int],
+    profile_ids: Sequence[int],
     received_at: datetime,
 ) -> None:
-    """Count one ingested batch (called once by ``ingest_messages`` after it stores)."""
+    """Count one ingested batch (called once by ``ingest_messages`` after it stores).
+
+    ``profile_ids`` holds each message's profile, in batch order."""
     if not messages:
         return
     duplicates = set(duplicate_indexes)
     stored = [i for i in range(len(messages)) if i not in duplicates]
     late = _late_indexes(
-        source=source, messages=messages, stored_indexes=stored, received_at=received_at
+        messages=messages, stored_indexes=stored, profile_ids=profile_ids, received_at=received_at
     )
     hour = hour_of(received_at)
     counts: dict[CounterKey, Counter[str]] = defaultdict(Counter)

@@ -1,4 +1,12 @@
-"""Event retention: events past the configured age are purged in bounded chunks."""
+"""Event retention: events past the configured age are purged.
+
+On PostgreSQL whole time partitions past the cutoff are detached and dropped
+(personalize.partitions); what remains older than the cutoff (the partition
+straddling it, the DEFAULT partition, or the whole table on SQLite) is deleted
+in bounded chunks. Message ids outlive their events by a grace period, so a
+client retrying a purged message within it is still told it is a duplicate
+(docs/partitioning.md).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from personalize.models import Event
+from personalize import partitions
+from personalize.models import Event, EventMessageId
 
 PURGE_CHUNK = 5000
 
@@ -23,8 +32,13 @@ def purge_expired_events(*, now: datetime | None = None, chunk: int = PURGE_CHUN
     days: int = settings.EVENT_RETENTION_DAYS
     if days <= 0:
         return 0
-    cutoff = (now or timezone.now()) - timedelta(days=days)
-    purged = 0
+    at = now or timezone.now()
+    cutoff = at - timedelta(days=days)
+    with transaction.atomic():
+        dropped = partitions.drop_event_partitions_before(cutoff=cutoff)
+        # A membership may rest on purged events (an all-time count).
+        request_recompute(profile_ids=dropped.profile_ids)
+    purged = dropped.events
     while True:
         with transaction.atomic():
             rows = list(
@@ -33,8 +47,31 @@ def purge_expired_events(*, now: datetime | None = None, chunk: int = PURGE_CHUN
                 .values_list("id", "profile_id")[:chunk]
             )
             if not rows:
-                return purged
-            Event.objects.filter(pk__in=[event_id for event_id, _ in rows]).delete()
-            # A membership may rest on purged events (an all-time count).
+                break
+            # The timestamp bound lets PostgreSQL skip the partitions past the cutoff.
+            Event.objects.filter(
+                pk__in=[event_id for event_id, _ in rows], timestamp__lt=cutoff
+            ).delete()
             request_recompute(profile_ids={profile_id for _, profile_id in rows})
         purged += len(rows)
+    purge_expired_message_ids(
+        before=cutoff - timedelta(days=settings.EVENT_DEDUPE_GRACE_DAYS), chunk=chunk
+    )
+    return purged
+
+
+def purge_expired_message_ids(*, before: datetime, chunk: int = PURGE_CHUNK) -> int:
+    """Forget the message ids of events older than ``before``: a message sent again
+    after this is stored as new (and purged again if it is past retention)."""
+    forgotten = 0
+    while True:
+        with transaction.atomic():
+            keys = list(
+                EventMessageId.objects.filter(timestamp__lt=before)
+                .order_by("timestamp")
+                .values_list("source_id", "message_id")[:chunk]
+            )
+            if not keys:
+                return forgotten
+            EventMessageId.objects.filter(pk__in=keys).delete()
+        forgotten += len(keys)

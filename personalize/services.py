@@ -12,6 +12,7 @@ from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from personalize import quality
+from personalize.deduplication import claim_message_ids
 from personalize.identity import (
     IdentityPolicy,
     id_request,
@@ -72,11 +73,11 @@ def ingest_messages(
     """Store validated messages once each and queue membership recomputes.
 
     One transaction: a caller that gets a result knows every message is stored.
-    Duplicate message ids (client retries) are dropped by the unique constraint.
-    Concurrent batches naming the same visitors or message ids can still
-    deadlock (merges lock two profiles): PostgreSQL aborts one of them, which
-    is run again rather than answered with a 500, unless the caller's own
-    transaction is the one aborted.
+    Duplicate message ids (client retries) are dropped: only the messages whose
+    id ``claim_message_ids`` recorded are stored (personalize.deduplication).
+    Concurrent batches naming the same visitors can still deadlock (merges lock
+    two profiles): PostgreSQL aborts one of them, which is run again rather than
+    answered with a 500, unless the caller's own transaction is the one aborted.
     """
     attempts = 1 if transaction.get_connection().in_atomic_block else INGEST_ATTEMPTS
     for attempt in range(1, attempts + 1):
@@ -134,28 +135,20 @@ def _ingest_messages_once(
             )
             for m, profile_id in zip(messages, profile_ids, strict=True)
         ]
-        message_ids = [r.message_id for r in rows]
-        # Inserted in message id order: concurrent batches sharing message ids then
-        # wait for each other on the unique index instead of deadlocking.
-        rows.sort(key=lambda row: row.message_id)
-        before = set(
-            Event.objects.filter(source=source, message_id__in=message_ids).values_list(
-                "message_id", flat=True
-            )
+        new_indexes = claim_message_ids(
+            source=source,
+            message_ids=[r.message_id for r in rows],
+            timestamps=[r.timestamp for r in rows],
         )
-        Event.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
-        after = Event.objects.filter(source=source, message_id__in=message_ids).count()
-        result.stored = after - len(before)
+        Event.objects.bulk_create([rows[i] for i in new_indexes], batch_size=500)
+        result.stored = len(new_indexes)
         result.duplicates = len(rows) - result.stored
-        result.duplicate_indexes = quality.duplicate_indexes(message_ids, before)
+        result.duplicate_indexes = sorted(set(range(len(rows))).difference(new_indexes))
 
         # A duplicate (a client's retry, an import run again) must not state its
         # traits or consent a second time.
-        seen: set[str] = set(before)
-        fresh = []
-        for message_id in message_ids:
-            fresh.append(message_id not in seen)
-            seen.add(message_id)
+        claimed = set(new_indexes)
+        fresh = [index in claimed for index in range(len(rows))]
         _update_profiles(
             messages=messages,
             message_traits=message_traits,
@@ -178,6 +171,7 @@ def _ingest_messages_once(
         source=source,
         messages=messages,
         duplicate_indexes=result.duplicate_indexes,
+        profile_ids=profile_ids,
         received_at=received_at,
     )
     return result

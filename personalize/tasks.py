@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from personalize import quality, retention
+from personalize import partitions, quality, retention
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
@@ -31,3 +31,9 @@ def run_import_job(job_id: int) -> str:
     from personalize.import_jobs import import_job_run
 
     return import_job_run(job_id=job_id).status
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def create_event_partitions() -> list[str]:
+    """Keep EVENT_PARTITIONS_AHEAD partitions of the events table ahead of time."""
+    return partitions.ensure_event_partitions()

@@ -85,6 +85,8 @@ def load_demo_history(*, source: Source, now: datetime) -> int:
         else:
             profile = identity.profile
         profiles[anonymous_id] = profile
+    # Replaced wholesale, never retried: these skip the message-id table that
+    # ingestion de-duplicates with (docs/partitioning.md).
     Event.objects.filter(profile__in=profiles.values()).delete()
     Event.objects.bulk_create(
         Event(

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from personalize.models import Event, Profile, RejectedEvent
+from personalize.models import Event, EventMessageId, Profile, RejectedEvent
 
 
 @pytest.mark.django_db
@@ -125,7 +125,9 @@ def test_the_same_row_always_gets_the_same_message_id(tmp_path: Path) -> None:
     export.write_text("user_id,event,timestamp\nu-1,email_opened,2026-10-01T08:00:00Z\n")
     call_command("import_events", str(export), "--source", "crm")
     first = list(Event.objects.values_list("message_id", flat=True))
+    # Forget the events and their claimed ids, as an erasure would.
     Event.objects.all().delete()
+    EventMessageId.objects.all().delete()
 
     call_command("import_events", str(export), "--source", "crm")
 
