@@ -43,10 +43,6 @@ import requests
 from bench.live_push import percentile, rss_kib
 from tests.e2e.conftest import Process, Server, production_stack
 
-EVENT_COLUMNS = (
-    "source_id, profile_id, message_id, type, name, properties, context, anonymous_id, "
-    "user_id, timestamp, original_timestamp, sent_at, received_at"
-)
 MAX_BODY_BYTES = 500 * 1024
 DRAIN_SECONDS = 300
 
@@ -264,9 +260,16 @@ def copy_ceiling(database_url: str) -> tuple[int, float]:
     buffer = io.BytesIO()
     with psycopg.connect(database_url, connect_timeout=5) as connection:
         with connection.cursor() as cursor:
-            with cursor.copy(
-                f"COPY (SELECT {EVENT_COLUMNS} FROM personalize_event) TO STDOUT"
-            ) as out:
+            # Every column but the id, whatever columns the model has grown.
+            cursor.execute(
+                "SELECT string_agg(quote_ident(column_name), ', ' ORDER BY ordinal_position) "
+                "FROM information_schema.columns "
+                "WHERE table_name = 'personalize_event' AND column_name <> 'id'"
+            )
+            found = cursor.fetchone()
+            assert found is not None
+            columns = found[0]
+            with cursor.copy(f"COPY (SELECT {columns} FROM personalize_event) TO STDOUT") as out:
                 for data in out:
                     buffer.write(data)
             cursor.execute("DROP TABLE IF EXISTS bench_copy_event")
@@ -275,7 +278,7 @@ def copy_ceiling(database_url: str) -> tuple[int, float]:
         payload = buffer.getvalue()
         started = time.perf_counter()
         with connection.cursor() as cursor:
-            with cursor.copy(f"COPY bench_copy_event ({EVENT_COLUMNS}) FROM STDIN") as copy:
+            with cursor.copy(f"COPY bench_copy_event ({columns}) FROM STDIN") as copy:
                 for offset in range(0, len(payload), 1 << 20):
                     copy.write(payload[offset : offset + (1 << 20)])
             rows = cursor.rowcount
