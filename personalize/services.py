@@ -65,6 +65,7 @@ def ingest_messages(
     One transaction: a caller that gets a result knows every message is stored.
     Duplicate message ids (client retries) are dropped by the unique constraint.
     """
+    from segments.definitions import ChangedInputs
     from segments.selectors import segment_inputs
     from segments.services import request_recompute
 
@@ -128,14 +129,14 @@ def ingest_messages(
         result.profile_ids.update(profile_ids)
         # Only events some segment reads (or traits, if some segment reads traits)
         # can change memberships: impressions and page views alone cost nothing.
+        # The recompute then re-evaluates only the segments these inputs can affect.
         watched = segment_inputs()
-        request_recompute(
-            profile_ids={
-                profile_id
-                for m, profile_id in zip(messages, profile_ids, strict=True)
-                if watched.reads(name=m.name, kind=m.type)
-            }
-        )
+        changed: dict[int, ChangedInputs] = {}
+        for m, profile_id in zip(messages, profile_ids, strict=True):
+            if watched.reads(name=m.name, kind=m.type):
+                call = ChangedInputs.of_call(name=m.name, kind=m.type)
+                changed[profile_id] = changed.get(profile_id, ChangedInputs()) | call
+        request_recompute(profile_ids=changed, inputs=changed)
     quality.record_ingest(
         source=source,
         messages=messages,
