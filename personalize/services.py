@@ -66,6 +66,7 @@ def ingest_messages(
     Duplicate message ids (client retries) are dropped by the unique constraint.
     """
     from segments.definitions import ChangedInputs
+    from segments.models import ProfileEvaluation
     from segments.selectors import segment_inputs
     from segments.services import request_recompute
 
@@ -136,7 +137,19 @@ def ingest_messages(
             if watched.reads(name=m.name, kind=m.type):
                 call = ChangedInputs.of_call(name=m.name, kind=m.type)
                 changed[profile_id] = changed.get(profile_id, ChangedInputs()) | call
-        request_recompute(profile_ids=changed, inputs=changed)
+        # A profile never evaluated yet (new, or from before this bookkeeping) is
+        # evaluated in full once, whatever arrived: segments such as "never bought"
+        # hold for it with no event read at all.
+        if watched.definitions.segments or watched.definitions.scores:
+            batch_ids = set(profile_ids)
+            evaluated = set(
+                ProfileEvaluation.objects.filter(profile_id__in=batch_ids).values_list(
+                    "profile_id", flat=True
+                )
+            )
+            for profile_id in batch_ids - evaluated:
+                changed.pop(profile_id, None)
+            request_recompute(profile_ids=[*changed, *(batch_ids - evaluated)], inputs=changed)
     quality.record_ingest(
         source=source,
         messages=messages,

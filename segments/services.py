@@ -232,28 +232,40 @@ def request_recompute(
 def record_pending_inputs(*, inputs: Mapping[int, ChangedInputs | None]) -> None:
     """Merge why these profiles need a recompute into what is already pending (None:
     the reason is unknown, re-evaluate everything). Call with the profiles locked."""
-    if not inputs:
+    unknown = sorted(pid for pid, reason in inputs.items() if reason is None)
+    if unknown:
+        # Everything is re-evaluated: nothing to merge, a plain upsert.
+        ProfileEvaluation.objects.bulk_create(
+            [ProfileEvaluation(profile_id=pid, pending_all=True) for pid in unknown],
+            update_conflicts=True,
+            unique_fields=["profile"],
+            update_fields=["pending_all"],
+        )
+    known = {pid: reason for pid, reason in inputs.items() if reason is not None}
+    if not known:
         return
     existing = {
-        row.profile_id: row
-        for row in ProfileEvaluation.objects.filter(profile_id__in=list(inputs)).only(
-            "profile_id", "pending_events", "pending_traits", "pending_all"
-        )
+        pid: (names, traits)
+        for pid, names, traits in ProfileEvaluation.objects.filter(
+            profile_id__in=list(known)
+        ).values_list("profile_id", "pending_events", "pending_traits")
     }
     rows = []
-    for profile_id, reason in sorted(inputs.items()):
-        row = existing.get(profile_id) or ProfileEvaluation(profile_id=profile_id)
-        if reason is None:
-            row.pending_all = True
-        else:
-            row.pending_events = sorted(set(row.pending_events) | reason.event_names)
-            row.pending_traits = row.pending_traits or reason.traits
-        rows.append(row)
+    for profile_id, reason in sorted(known.items()):
+        names, traits = existing.get(profile_id, ([], False))
+        # Only the pending fields are written on conflict; the rest are defaults for a new row.
+        rows.append(
+            ProfileEvaluation(
+                profile_id=profile_id,
+                pending_events=sorted(set(names) | reason.event_names),
+                pending_traits=traits or reason.traits,
+            )
+        )
     ProfileEvaluation.objects.bulk_create(
         rows,
         update_conflicts=True,
         unique_fields=["profile"],
-        update_fields=["pending_events", "pending_traits", "pending_all"],
+        update_fields=["pending_events", "pending_traits"],
     )
 
 
