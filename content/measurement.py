@@ -125,6 +125,7 @@ def record_impressions(
     """Store impressions the server delivered as ``block_impression`` events, in one
     INSERT. Returns how many were stored."""
     from personalize.services import server_source
+    from segments.definitions import ChangedInputs
     from segments.selectors import segment_inputs
     from segments.services import request_recompute
 
@@ -161,7 +162,10 @@ def record_impressions(
     )
     # A segment may count impressions (a frequency cap): it must see these too.
     if IMPRESSION_EVENT in segment_inputs().event_names:
-        request_recompute(profile_ids=[profile_id])
+        request_recompute(
+            profile_ids=[profile_id],
+            inputs={profile_id: ChangedInputs(event_names=frozenset({IMPRESSION_EVENT}))},
+        )
     return len(items)
 
 

@@ -93,6 +93,8 @@ def ingest_messages(
 def _ingest_messages_once(
     *, source: Source, messages: Sequence[TrackedMessage], received_at: datetime
 ) -> IngestResult:
+    from segments.definitions import ChangedInputs
+    from segments.models import ProfileEvaluation
     from segments.selectors import segment_inputs
     from segments.services import request_recompute
 
@@ -159,14 +161,26 @@ def _ingest_messages_once(
         result.profile_ids.update(profile_ids)
         # Only events some segment reads (or traits, if some segment reads traits)
         # can change memberships: impressions and page views alone cost nothing.
+        # The recompute then re-evaluates only the segments these inputs can affect.
         watched = segment_inputs()
-        request_recompute(
-            profile_ids={
-                profile_id
-                for m, profile_id in zip(messages, profile_ids, strict=True)
-                if watched.reads(name=m.name, kind=m.type)
-            }
-        )
+        changed: dict[int, ChangedInputs] = {}
+        for m, profile_id in zip(messages, profile_ids, strict=True):
+            if watched.reads(name=m.name, kind=m.type):
+                call = ChangedInputs.of_call(name=m.name, kind=m.type)
+                changed[profile_id] = changed.get(profile_id, ChangedInputs()) | call
+        # A profile never evaluated yet (new, or from before this bookkeeping) is
+        # evaluated in full once, whatever arrived: segments such as "never bought"
+        # hold for it with no event read at all.
+        if watched.definitions.segments or watched.definitions.scores:
+            batch_ids = set(profile_ids)
+            evaluated = set(
+                ProfileEvaluation.objects.filter(profile_id__in=batch_ids).values_list(
+                    "profile_id", flat=True
+                )
+            )
+            for profile_id in batch_ids - evaluated:
+                changed.pop(profile_id, None)
+            request_recompute(profile_ids=[*changed, *(batch_ids - evaluated)], inputs=changed)
     quality.record_ingest(
         source=source,
         messages=messages,

@@ -186,3 +186,34 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.webhook} #{self.pk} ({self.status})"
+
+
+class ProfileEvaluation(models.Model):
+    """The incremental path's bookkeeping for one profile (docs/evaluation-paths.md).
+
+    ``pending_*`` say why a recompute was requested, so that it re-evaluates only
+    the segments and scores those inputs can change. They are written under the
+    profile's row lock by ``services.request_recompute`` and cleared by the
+    recompute that reads them; with ``Profile.recompute_requested_at`` they are
+    the outbox the stale-request sweep works from when the broker was down.
+    """
+
+    profile = models.OneToOneField(
+        Profile, primary_key=True, on_delete=models.CASCADE, related_name="evaluation"
+    )
+    # Names of the events that arrived (non-track calls by their type).
+    pending_events: models.JSONField[Any, Any] = models.JSONField(default=list, blank=True)
+    # Whether traits may have changed (identify and group calls).
+    pending_traits = models.BooleanField(default=False)
+    # The reason is unknown (a merge, a purge): every segment and score is re-evaluated.
+    pending_all = models.BooleanField(default=False)
+    # As of each one's last evaluation for this profile: the next moment a segment's or
+    # score's truth can change with no new event ({"segment:<id>": ISO time, ...}); a
+    # recompute that skips one keeps its entry, so next_evaluation_at stays the minimum.
+    next_changes: models.JSONField[Any, Any] = models.JSONField(default=dict, blank=True)
+    # segments.definitions.definitions_version() of the definitions those were computed
+    # with; any other version means a full re-evaluation.
+    definitions_version = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"evaluation of {self.profile_id}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -15,49 +15,24 @@ from django.http import HttpRequest
 from personalize.models import Event, Identity, Profile, Session
 from personalize.selectors import remember_profile_id_for_request
 from personalize.visitors import Visitor
-from segments.models import Membership, ProfileScore, Score, Segment, SegmentKind
-from segments.rules import (
-    EventRecord,
-    ProfileSnapshot,
-    Rule,
-    referenced_events,
-    rule_from_json,
-    uses_traits,
+from segments.definitions import (
+    ChangedInputs,
+    Definitions,
+    ScoreRow,
+    SegmentDefinition,
+    SnapshotPlan,
+    current_definitions,
+    snapshot_plan,
 )
+from segments.models import Membership, ProfileScore, Segment, SegmentKind
+from segments.rules import EventRecord, ProfileSnapshot, Rule
 from segments.rules.evaluate import SessionRecord, context_value
-from segments.rules.schema import criteria_from_json
 from segments.rules.sql import Vendor, compile_rule
-from segments.rules.tree import (
-    Aggregate,
-    EventMeasure,
-    Recency,
-    ScoreDefinition,
-    Sequence,
-    SessionMeasure,
-    Window,
-    context_fields,
-    measures,
-    reads_every_event,
-    walk,
-)
-
-
-@dataclass(frozen=True)
-class SegmentDefinition:
-    id: int
-    slug: str
-    name: str
-    rule: Rule
+from segments.rules.tree import ScoreDefinition
 
 
 def active_segment_definitions() -> list[SegmentDefinition]:
-    """Active segments defined by a rule (static segments have none: segments.static)."""
-    return [
-        SegmentDefinition(id=s.id, slug=s.slug, name=s.name, rule=rule_from_json(s.rule))
-        for s in Segment.objects.filter(is_active=True, kind=SegmentKind.DYNAMIC).only(
-            "id", "slug", "name", "rule"
-        )
-    ]
+    return list(current_definitions().segments)
 
 
 def active_static_segment_ids() -> dict[str, int]:
@@ -67,19 +42,78 @@ def active_static_segment_ids() -> dict[str, int]:
     )
 
 
-@dataclass(frozen=True)
-class ScoreRow:
-    id: int
-    slug: str
-    name: str
-    definition: ScoreDefinition
+def _profile_and_segment_ids_sql() -> str:
+    """The identities of a user id and an anonymous id, each joined to its profile's
+    open memberships (one row per membership, one with NULL for a profile in none)."""
+    quote = connection.ops.quote_name
+    identity, membership = Identity._meta, Membership._meta
+
+    def column(meta: Any, name: str) -> str:
+        return quote(meta.get_field(name).column)
+
+    return (
+        f"SELECT i.{column(identity, 'kind')}, i.{column(identity, 'profile')},"
+        f" m.{column(membership, 'segment')}"
+        f" FROM {quote(identity.db_table)} i"
+        f" LEFT JOIN {quote(membership.db_table)} m"
+        f" ON m.{column(membership, 'profile')} = i.{column(identity, 'profile')}"
+        f" AND m.{column(membership, 'exited_at')} IS NULL"
+        f" WHERE (i.{column(identity, 'kind')} = %s AND i.{column(identity, 'value')} = %s)"
+        f" OR (i.{column(identity, 'kind')} = %s AND i.{column(identity, 'value')} = %s)"
+    )
+
+
+def profile_and_segment_ids(visitor: Visitor) -> tuple[int | None, frozenset[int]]:
+    """The visitor's profile (as ``profile_id_for_visitor``: the user id's first) and
+    its current segment ids, in one query.
+
+    Plain SQL: on the block API's hot path, building and compiling the equivalent
+    ORM query cost more than running it.
+    """
+    if not (visitor.user_id or visitor.anonymous_id):
+        return None, frozenset()
+    with connection.cursor() as cursor:
+        # A missing id compares with NULL: that half matches nothing.
+        cursor.execute(
+            _profile_and_segment_ids_sql(),
+            [
+                Identity.Kind.USER_ID.value,
+                visitor.user_id or None,
+                Identity.Kind.ANONYMOUS_ID.value,
+                visitor.anonymous_id or None,
+            ],
+        )
+        rows = cursor.fetchall()
+    profiles: dict[str, int] = {}
+    segments: dict[int, set[int]] = {}
+    for kind, profile_id, segment_id in rows:
+        profiles[kind] = profile_id
+        found = segments.setdefault(profile_id, set())
+        if segment_id is not None:
+            found.add(segment_id)
+    chosen = profiles.get(Identity.Kind.USER_ID, profiles.get(Identity.Kind.ANONYMOUS_ID))
+    if chosen is None:
+        return None, frozenset()
+    return chosen, frozenset(segments[chosen])
+
+
+_REQUEST_CACHE = "_p13n_profile_and_segment_ids"
+
+
+def profile_and_segment_ids_for_request(request: HttpRequest) -> tuple[int | None, frozenset[int]]:
+    """Looked up once per request (every slot of a page shares it); afterwards
+    ``profile_id_for_request`` answers without a query."""
+    cached: tuple[int | None, frozenset[int]] | None = getattr(request, _REQUEST_CACHE, None)
+    if cached is None:
+        visitor: Visitor | None = getattr(request, "visitor", None)
+        cached = (None, frozenset()) if visitor is None else profile_and_segment_ids(visitor)
+        setattr(request, _REQUEST_CACHE, cached)
+        remember_profile_id_for_request(request, cached[0])
+    return cached
 
 
 def active_score_definitions() -> list[ScoreRow]:
-    return [
-        ScoreRow(id=s.id, slug=s.slug, name=s.name, definition=criteria_from_json(s.criteria))
-        for s in Score.objects.filter(is_active=True).only("id", "slug", "name", "criteria")
-    ]
+    return list(current_definitions().scores)
 
 
 def criteria_rules(scores: Iterable[ScoreRow]) -> dict[str, Rule]:
@@ -93,67 +127,22 @@ def criteria_rules(scores: Iterable[ScoreRow]) -> dict[str, Rule]:
 
 @dataclass(frozen=True)
 class SegmentInputs:
-    """What the active segments and scores read: events by name, whether any reads
-    traits, and whether any reads events of every name (sessions, context)."""
+    """What the active segments and scores read, to decide whether a call can change
+    a membership or score (and so needs a recompute at all)."""
 
-    event_names: frozenset[str]
-    uses_traits: bool
-    reads_every_event: bool = False
+    definitions: Definitions
+
+    @property
+    def event_names(self) -> frozenset[str]:
+        return self.definitions.read_anywhere.event_names
 
     def reads(self, *, name: str, kind: str) -> bool:
         """Whether an event of this name and call type can change a membership or score."""
-        return (
-            self.reads_every_event
-            or name in self.event_names
-            or (self.uses_traits and kind == "identify")
-        )
+        return self.definitions.reads(ChangedInputs.of_call(name=name, kind=kind))
 
 
 def segment_inputs() -> SegmentInputs:
-    names: set[str] = set()
-    traits = every = False
-    rules = [d.rule for d in active_segment_definitions()]
-    rules.extend(criteria_rules(active_score_definitions()).values())
-    for rule in rules:
-        names |= referenced_events(rule)
-        traits = traits or uses_traits(rule)
-        every = every or reads_every_event(rule)
-    return SegmentInputs(event_names=frozenset(names), uses_traits=traits, reads_every_event=every)
-
-
-def _reach(window: Window, extra: timedelta = timedelta(0)) -> timedelta | None:
-    return None if window.oldest_age is None else window.oldest_age + extra
-
-
-def _longest(reaches: Iterable[timedelta | None]) -> timedelta | None:
-    longest = timedelta(0)
-    for reach in reaches:
-        if reach is None:
-            return None
-        longest = max(longest, reach)
-    return longest
-
-
-def lookback(rules: Iterable[Rule]) -> timedelta | None:
-    """How far back events matter for ``rules``; None means all of history."""
-    reaches: list[timedelta | None] = []
-    for rule in rules:
-        for node in walk(rule):
-            if isinstance(node, Recency):
-                return None
-            if isinstance(node, Aggregate):
-                reaches.append(_reach(node.window))
-            elif isinstance(node, Sequence):
-                reaches.append(_reach(node.window, node.within))
-        reaches.extend(_reach(m.window) for m in measures(rule) if isinstance(m, EventMeasure))
-    return _longest(reaches)
-
-
-def session_lookback(rules: Iterable[Rule]) -> timedelta | None:
-    """How far back session starts matter for ``rules``; None means all of history."""
-    return _longest(
-        _reach(m.window) for rule in rules for m in measures(rule) if isinstance(m, SessionMeasure)
-    )
+    return SegmentInputs(definitions=current_definitions())
 
 
 # Where each context shortcut may be carried, to narrow the search for the latest carrier.
@@ -239,23 +228,28 @@ def snapshot_for_rules(
     events they name, and only as far back as their longest window reaches; the
     sessions their session metrics reach; for context shortcuts, the latest event
     carrying each one (and any events after ``now``)."""
-    names: set[str] = set()
-    fields: set[str] = set()
-    for rule in rules.values():
-        names |= referenced_events(rule)
-        fields |= context_fields(rule)
-    reach = lookback(rules.values())
+    return snapshot_for_plan(profile=profile, plan=snapshot_plan(rules.values()), now=now)
+
+
+def snapshot_for_plan(*, profile: Profile, plan: SnapshotPlan, now: datetime) -> ProfileSnapshot:
+    """What ``plan`` says the rules can see of the profile at ``now``."""
     sessions: list[SessionRecord] = []
-    if any(isinstance(m, SessionMeasure) for rule in rules.values() for m in measures(rule)):
-        session_reach = session_lookback(rules.values())
+    if plan.reads_sessions:
         sessions = profile_sessions(
-            profile=profile, since=None if session_reach is None else now - session_reach
+            profile=profile,
+            since=None if plan.session_lookback is None else now - plan.session_lookback,
         )
+    if not plan.event_names and not plan.context_fields:
+        return ProfileSnapshot(traits=profile.traits or {}, events=[], sessions=sessions)
     return profile_snapshot(
         profile=profile,
-        event_names=names,
-        since=None if reach is None else now - reach,
-        extra_events=_context_events(profile=profile, fields=fields, now=now) if fields else None,
+        event_names=plan.event_names,
+        since=None if plan.lookback is None else now - plan.lookback,
+        extra_events=(
+            _context_events(profile=profile, fields=set(plan.context_fields), now=now)
+            if plan.context_fields
+            else None
+        ),
         sessions=sessions,
     )
 
@@ -293,76 +287,6 @@ def current_segment_ids(*, profile_id: int | None) -> frozenset[int]:
             "segment_id", flat=True
         )
     )
-
-
-def _profile_and_segment_ids_sql() -> str:
-    """The identities of a user id and an anonymous id, each joined to its profile's
-    open memberships (one row per membership, one with NULL for a profile in none)."""
-    quote = connection.ops.quote_name
-    identity, membership = Identity._meta, Membership._meta
-
-    def column(meta: Any, name: str) -> str:
-        return quote(meta.get_field(name).column)
-
-    return (
-        f"SELECT i.{column(identity, 'kind')}, i.{column(identity, 'profile')},"
-        f" m.{column(membership, 'segment')}"
-        f" FROM {quote(identity.db_table)} i"
-        f" LEFT JOIN {quote(membership.db_table)} m"
-        f" ON m.{column(membership, 'profile')} = i.{column(identity, 'profile')}"
-        f" AND m.{column(membership, 'exited_at')} IS NULL"
-        f" WHERE (i.{column(identity, 'kind')} = %s AND i.{column(identity, 'value')} = %s)"
-        f" OR (i.{column(identity, 'kind')} = %s AND i.{column(identity, 'value')} = %s)"
-    )
-
-
-def profile_and_segment_ids(visitor: Visitor) -> tuple[int | None, frozenset[int]]:
-    """The visitor's profile (as ``profile_id_for_visitor``: the user id's first) and
-    its current segment ids, in one query.
-
-    Plain SQL: on the block API's hot path, building and compiling the equivalent
-    ORM query cost more than running it.
-    """
-    if not (visitor.user_id or visitor.anonymous_id):
-        return None, frozenset()
-    with connection.cursor() as cursor:
-        # A missing id compares with NULL: that half matches nothing.
-        cursor.execute(
-            _profile_and_segment_ids_sql(),
-            [
-                Identity.Kind.USER_ID.value,
-                visitor.user_id or None,
-                Identity.Kind.ANONYMOUS_ID.value,
-                visitor.anonymous_id or None,
-            ],
-        )
-        rows = cursor.fetchall()
-    profiles: dict[str, int] = {}
-    segments: dict[int, set[int]] = {}
-    for kind, profile_id, segment_id in rows:
-        profiles[kind] = profile_id
-        found = segments.setdefault(profile_id, set())
-        if segment_id is not None:
-            found.add(segment_id)
-    chosen = profiles.get(Identity.Kind.USER_ID, profiles.get(Identity.Kind.ANONYMOUS_ID))
-    if chosen is None:
-        return None, frozenset()
-    return chosen, frozenset(segments[chosen])
-
-
-_REQUEST_CACHE = "_p13n_profile_and_segment_ids"
-
-
-def profile_and_segment_ids_for_request(request: HttpRequest) -> tuple[int | None, frozenset[int]]:
-    """Looked up once per request (every slot of a page shares it); afterwards
-    ``profile_id_for_request`` answers without a query."""
-    cached: tuple[int | None, frozenset[int]] | None = getattr(request, _REQUEST_CACHE, None)
-    if cached is None:
-        visitor: Visitor | None = getattr(request, "visitor", None)
-        cached = (None, frozenset()) if visitor is None else profile_and_segment_ids(visitor)
-        setattr(request, _REQUEST_CACHE, cached)
-        remember_profile_id_for_request(request, cached[0])
-    return cached
 
 
 def current_segment_slugs_of(*, profile_ids: Iterable[int]) -> dict[int, list[str]]:

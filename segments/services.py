@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -16,8 +16,23 @@ from django.utils import timezone
 
 from personalize.models import Event, Profile
 from segments import selectors
+from segments.definitions import (
+    ChangedInputs,
+    Definitions,
+    ScoreRow,
+    SegmentDefinition,
+    current_definitions,
+)
+from segments.definitions import lookback as definitions_lookback
 from segments.history import record_segment_sizes
-from segments.models import Membership, ProfileScore, Score, Segment, SegmentKind
+from segments.models import (
+    Membership,
+    ProfileEvaluation,
+    ProfileScore,
+    Score,
+    Segment,
+    SegmentKind,
+)
 from segments.rules import (
     Evaluation,
     RuleError,
@@ -190,30 +205,82 @@ def request_score_recompute(*, score: Score) -> None:
 # --- recompute ------------------------------------------------------------------------
 
 
-def request_recompute(*, profile_ids: Iterable[int]) -> None:
+def request_recompute(
+    *, profile_ids: Iterable[int], inputs: Mapping[int, ChangedInputs] | None = None
+) -> None:
     """Ask for the memberships of these profiles to be recomputed after commit.
 
+    ``inputs`` says, per profile, what changed (event names, traits): the
+    recompute then re-evaluates only the segments and scores those can affect.
+    A profile without an entry (a merge, a purge) gets everything re-evaluated.
+
     Bursts coalesce: a profile that already has a request waiting is not queued
-    again; the task clears the request when it starts, so events arriving during
-    a recompute queue exactly one more.
+    again, but its reasons are merged into the waiting one; the task clears the
+    request when it starts, so events arriving during a recompute queue exactly
+    one more.
     """
     ids = sorted(set(profile_ids))
     if not ids:
         return
     now = timezone.now()
-    # One read and one write for the whole set (a batch of events touches many
-    # profiles); the rows are locked in pk order so two batches cannot deadlock.
+    # The rows are locked in pk order (two batches cannot deadlock), which also
+    # serializes the read-merge-write of the pending reasons with other requests
+    # and with the recompute that consumes them: no reason is lost.
     with transaction.atomic(savepoint=False):
-        claimed = list(
+        waiting = dict(
             Profile.objects.select_for_update()
-            .filter(id__in=ids, recompute_requested_at__isnull=True)
+            .filter(id__in=ids)
             .order_by("pk")
-            .values_list("pk", flat=True)
+            .values_list("pk", "recompute_requested_at")
         )
+        claimed = [pid for pid, requested in waiting.items() if requested is None]
         if claimed:
             Profile.objects.filter(id__in=claimed).update(recompute_requested_at=now)
+        record_pending_inputs(
+            inputs={pid: (inputs or {}).get(pid) for pid in waiting},
+        )
     for profile_id in claimed:
         transaction.on_commit(partial(_enqueue_recompute, profile_id))
+
+
+def record_pending_inputs(*, inputs: Mapping[int, ChangedInputs | None]) -> None:
+    """Merge why these profiles need a recompute into what is already pending (None:
+    the reason is unknown, re-evaluate everything). Call with the profiles locked."""
+    unknown = sorted(pid for pid, reason in inputs.items() if reason is None)
+    if unknown:
+        # Everything is re-evaluated: nothing to merge, a plain upsert.
+        ProfileEvaluation.objects.bulk_create(
+            [ProfileEvaluation(profile_id=pid, pending_all=True) for pid in unknown],
+            update_conflicts=True,
+            unique_fields=["profile"],
+            update_fields=["pending_all"],
+        )
+    known = {pid: reason for pid, reason in inputs.items() if reason is not None}
+    if not known:
+        return
+    existing = {
+        pid: (names, traits)
+        for pid, names, traits in ProfileEvaluation.objects.filter(
+            profile_id__in=list(known)
+        ).values_list("profile_id", "pending_events", "pending_traits")
+    }
+    rows = []
+    for profile_id, reason in sorted(known.items()):
+        names, traits = existing.get(profile_id, ([], False))
+        # Only the pending fields are written on conflict; the rest are defaults for a new row.
+        rows.append(
+            ProfileEvaluation(
+                profile_id=profile_id,
+                pending_events=sorted(set(names) | reason.event_names),
+                pending_traits=traits or reason.traits,
+            )
+        )
+    ProfileEvaluation.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["profile"],
+        update_fields=["pending_events", "pending_traits"],
+    )
 
 
 def _enqueue_recompute(profile_id: int) -> None:
@@ -234,78 +301,132 @@ def _enqueue_recompute(profile_id: int) -> None:
 
 
 def recompute_profile(*, profile_id: int, now: datetime | None = None) -> MembershipChange:
-    """Re-evaluate every active segment for one profile and write the differences."""
-    definitions = selectors.active_segment_definitions()
-    rules_by_slug = {d.slug: d.rule for d in definitions}
-    score_rows = selectors.active_score_definitions()
-    scores_by_slug = {row.slug: row.definition for row in score_rows}
+    """Re-evaluate the profile's segments and scores and write the differences.
 
+    When the pending request says what changed (event names, traits), only the
+    segments and scores those inputs can affect are evaluated; the others keep
+    their memberships, values and next change times. Everything is evaluated
+    when the reason is unknown (a direct call, a merge, a stale request from
+    before this bookkeeping), when the profile is due (time has come for some
+    segment, or a batch recompute marked it), and when the definitions changed
+    since its last evaluation. Either way the result equals a full evaluation.
+    """
+    definitions = current_definitions()
     with transaction.atomic():
-        profile = Profile.objects.select_for_update().filter(pk=profile_id).first()
+        profile = (
+            Profile.objects.select_for_update(of=("self",))
+            .select_related("evaluation")
+            .filter(pk=profile_id)
+            .first()
+        )
         if profile is None:
             return MembershipChange(profile_id=profile_id)
-        Profile.objects.filter(pk=profile_id).update(recompute_requested_at=None)
         # "now" is read under the profile lock, so no event committed before it is missed.
         now = now or timezone.now()
+        state = _evaluation_of(profile)
+        segments, scores, full = _to_evaluate(profile, state, definitions, now)
+        plan = definitions.plan_for(segments, scores)
+        snapshot = selectors.snapshot_for_plan(profile=profile, plan=plan, now=now)
         # Static segments are constants for this profile (listed or not), never evaluated.
         static_rules = static_rules_for_profile(profile_id=profile_id)
-        rules_by_slug.update(static_rules)
-        snapshot = selectors.snapshot_for_rules(
-            profile=profile,
-            rules={**rules_by_slug, **selectors.criteria_rules(score_rows)},
-            now=now,
-        )
+        rules_by_slug = {**definitions.rules_by_slug, **static_rules}
+        scores_by_slug = definitions.scores_by_slug
         results: dict[int, Evaluation] = {
-            d.id: evaluate(d.rule, snapshot, now, rules_by_slug, scores=scores_by_slug)
-            for d in definitions
+            d.id: evaluate(
+                d.rule, snapshot, now, rules_by_slug, scores=scores_by_slug, explain=False
+            )
+            for d in segments
         }
         score_results = {
             row.id: evaluate_score(row.slug, snapshot, now, rules_by_slug, scores=scores_by_slug)
-            for row in score_rows
+            for row in scores
         }
-        _store_scores(profile_id=profile_id, results=score_results, now=now)
-        open_memberships = {
-            m.segment_id: m
-            for m in Membership.objects.filter(
-                profile_id=profile_id, exited_at__isnull=True
-            ).exclude(segment__kind=SegmentKind.STATIC)
-        }
-        entered = [d for d in definitions if results[d.id].matched and d.id not in open_memberships]
-        exited = [
-            m
-            for segment_id, m in open_memberships.items()
-            if segment_id not in results or not results[segment_id].matched
-        ]
-        Membership.objects.bulk_create(
-            Membership(
-                profile_id=profile_id,
-                segment_id=d.id,
-                entered_at=now,
-                entry_reason=_reasons(results[d.id]),
-            )
-            for d in entered
+        if score_results:
+            _store_scores(profile_id=profile_id, results=score_results, now=now, prune=full)
+
+        open_memberships = dict(
+            Membership.objects.filter(profile_id=profile_id, exited_at__isnull=True)
+            .exclude(segment__kind=SegmentKind.STATIC)
+            .values_list("segment_id", "id")
         )
-        for membership in exited:
-            membership.exited_at = now
-            membership.exit_reason = (
-                _reasons(results[membership.segment_id]) if membership.segment_id in results else []
+        entered = [d for d in segments if results[d.id].matched and d.id not in open_memberships]
+        evaluated_ids = set(results)
+        active_ids = {d.id for d in definitions.segments}
+        # A full evaluation also closes memberships of segments no longer active.
+        exited_ids = [
+            segment_id
+            for segment_id in open_memberships
+            if (segment_id in evaluated_ids and not results[segment_id].matched)
+            or (full and segment_id not in active_ids)
+        ]
+        by_id = {d.id: d for d in definitions.segments}
+
+        def reasons(segment_id: int) -> list[dict[str, Any]]:
+            # Explained only for the memberships that change: the rest never show it.
+            if segment_id not in by_id:
+                return []
+            return _reasons(
+                evaluate(
+                    by_id[segment_id].rule, snapshot, now, rules_by_slug, scores=scores_by_slug
+                )
             )
-            membership.save(update_fields=["exited_at", "exit_reason"])
 
-        changes = [r.next_change_at for r in results.values()]
-        changes += [r.next_change_at for r in score_results.values()]
-        next_times = [moment for moment in changes if moment is not None]
-        next_evaluation_at = min(next_times) if next_times else None
-        Profile.objects.filter(pk=profile_id).update(next_evaluation_at=next_evaluation_at)
+        if entered:
+            Membership.objects.bulk_create(
+                Membership(
+                    profile_id=profile_id,
+                    segment_id=d.id,
+                    entered_at=now,
+                    entry_reason=reasons(d.id),
+                )
+                for d in entered
+            )
+        exited_rows = [
+            Membership(
+                id=open_memberships[segment_id],
+                exited_at=now,
+                exit_reason=reasons(segment_id) if segment_id in evaluated_ids else [],
+            )
+            for segment_id in exited_ids
+        ]
+        if exited_rows:
+            Membership.objects.bulk_update(exited_rows, ["exited_at", "exit_reason"])
 
-        slug_by_id = {d.id: d.slug for d in definitions}
+        next_changes = _next_changes(
+            kept={} if full else state.next_changes,
+            segments=results,
+            scores=score_results,
+        )
+        moments = [datetime.fromisoformat(value) for value in next_changes.values()]
+        next_evaluation_at = min(moments) if moments else None
+        Profile.objects.filter(pk=profile_id).update(
+            recompute_requested_at=None, next_evaluation_at=next_evaluation_at
+        )
+        state.next_changes = next_changes
+        state.definitions_version = definitions.version
+        state.pending_events, state.pending_traits, state.pending_all = [], False, False
+        ProfileEvaluation.objects.bulk_create(
+            [state],
+            update_conflicts=True,
+            unique_fields=["profile"],
+            update_fields=[
+                "pending_events",
+                "pending_traits",
+                "pending_all",
+                "next_changes",
+                "definitions_version",
+            ],
+        )
+
+        slug_of = {d.id: d.slug for d in definitions.segments}
+        exited_slugs = sorted(_segment_slugs(exited_ids, slug_of))
+        current_ids = (set(open_memberships) - set(exited_ids)) | {d.id for d in entered}
         change = MembershipChange(
             profile_id=profile_id,
             entered=sorted(d.slug for d in entered),
-            exited=sorted(slug_by_id[m.segment_id] for m in exited if m.segment_id in slug_by_id)
-            + sorted(m.segment.slug for m in exited if m.segment_id not in slug_by_id),
+            exited=exited_slugs,
             current=sorted(
-                [d.slug for d in definitions if results[d.id].matched]
+                _segment_slugs(sorted(current_ids), slug_of)
                 + [slug for slug, rule in static_rules.items() if rule is LISTED]
             ),
             next_evaluation_at=next_evaluation_at,
@@ -315,8 +436,61 @@ def recompute_profile(*, profile_id: int, now: datetime | None = None) -> Member
     return change
 
 
-def _store_scores(*, profile_id: int, results: dict[int, ScoreEvaluation], now: datetime) -> None:
-    """Upsert the profile's score values; drop values of scores no longer active."""
+def _evaluation_of(profile: Profile) -> ProfileEvaluation:
+    try:
+        return profile.evaluation
+    except ProfileEvaluation.DoesNotExist:
+        return ProfileEvaluation(profile_id=profile.pk)
+
+
+def _to_evaluate(
+    profile: Profile, state: ProfileEvaluation, definitions: Definitions, now: datetime
+) -> tuple[list[SegmentDefinition], list[ScoreRow], bool]:
+    """The segments and scores to evaluate, and whether that is all of them."""
+    known_reason = not state.pending_all and (state.pending_events or state.pending_traits)
+    due = profile.next_evaluation_at is not None and profile.next_evaluation_at <= now
+    if known_reason and not due and state.definitions_version == definitions.version:
+        inputs = ChangedInputs(
+            event_names=frozenset(state.pending_events), traits=state.pending_traits
+        )
+        segments, scores = definitions.affected(inputs)
+        return segments, scores, False
+    return definitions.segments, definitions.scores, True
+
+
+def _next_changes(
+    *,
+    kept: Mapping[str, str],
+    segments: Mapping[int, Evaluation],
+    scores: Mapping[int, ScoreEvaluation],
+) -> dict[str, str]:
+    """Each segment's and score's next change time: the new ones for those just
+    evaluated, the kept ones for the others."""
+    found = dict(kept)
+    evaluated = [(f"segment:{i}", r.next_change_at) for i, r in segments.items()]
+    evaluated += [(f"score:{i}", r.next_change_at) for i, r in scores.items()]
+    for key, moment in evaluated:
+        if moment is None:
+            found.pop(key, None)
+        else:
+            found[key] = moment.isoformat()
+    return found
+
+
+def _segment_slugs(segment_ids: list[int], known: Mapping[int, str]) -> list[str]:
+    """Slugs of these segments: active ones from the definitions, others from the table."""
+    unknown = [i for i in segment_ids if i not in known]
+    extra = (
+        dict(Segment.objects.filter(pk__in=unknown).values_list("id", "slug")) if unknown else {}
+    )
+    return [known.get(i) or extra[i] for i in segment_ids if i in known or i in extra]
+
+
+def _store_scores(
+    *, profile_id: int, results: dict[int, ScoreEvaluation], now: datetime, prune: bool
+) -> None:
+    """Upsert the profile's values of these scores; with ``prune`` (every active score
+    evaluated) drop the values of scores no longer active."""
     rows = [
         ProfileScore(
             profile_id=profile_id,
@@ -328,9 +502,12 @@ def _store_scores(*, profile_id: int, results: dict[int, ScoreEvaluation], now: 
         for score_id, result in results.items()
         if result.value is not None
     ]
-    ProfileScore.objects.filter(profile_id=profile_id).exclude(
+    stale = ProfileScore.objects.filter(profile_id=profile_id).exclude(
         score_id__in=[row.score_id for row in rows]
-    ).delete()
+    )
+    if not prune:
+        stale = stale.filter(score_id__in=list(results))
+    stale.delete()
     ProfileScore.objects.bulk_create(
         rows,
         update_conflicts=True,
@@ -486,7 +663,7 @@ def _mark_readers_due(rule: Rule, *, now: datetime, chunk_size: int) -> None:
         names = referenced_events(rule)
         if not names:
             return
-        lookback = selectors.lookback([rule])
+        lookback = definitions_lookback([rule])
         events = Event.objects.filter(name__in=names)
         if lookback is not None:
             events = events.filter(timestamp__gt=now - lookback)

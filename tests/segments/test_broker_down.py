@@ -6,6 +6,7 @@ from kombu.exceptions import OperationalError
 
 from personalize.models import Event, Profile, Source
 from segments import tasks
+from segments.services import recompute_profile
 from tests.factories import SegmentFactory
 
 
@@ -51,6 +52,18 @@ def test_only_events_a_segment_reads_queue_a_recompute(
     monkeypatch.setattr(tasks.recompute_profile, "delay", calls.append)
     SegmentFactory.create(slug="viewers")  # reads product_viewed only
     source = Source.objects.create(name="site")
+    # A new profile's first batch is always evaluated in full ("never bought" holds
+    # for it); the profile below is known and evaluated already.
+    Client().post(
+        "/v1/batch",
+        data={
+            "writeKey": source.write_key,
+            "batch": [{"type": "track", "event": "page", "anonymousId": "a-2", "messageId": "m-1"}],
+        },
+        content_type="application/json",
+    )
+    recompute_profile(profile_id=Profile.objects.get(identities__value="a-2").pk)
+    calls.clear()
 
     Client().post(
         "/v1/batch",
