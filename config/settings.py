@@ -415,6 +415,11 @@ MEASUREMENT_RECORD_SERVER_IMPRESSIONS = env_bool(
     "MEASUREMENT_RECORD_SERVER_IMPRESSIONS", default=True
 )
 # Events that count as conversions, and the property holding their revenue.
+# Server impressions are handed to a worker together, once per this many seconds
+# per process (0: each request's at once, as in the embedded default).
+MEASUREMENT_FLUSH_SECONDS = float(
+    env_str("MEASUREMENT_FLUSH_SECONDS", "0" if CELERY_TASK_ALWAYS_EAGER else "1")
+)
 MEASUREMENT_CONVERSION_EVENTS = env_list("MEASUREMENT_CONVERSION_EVENTS", "order_completed")
 MEASUREMENT_REVENUE_PROPERTY = env_str("MEASUREMENT_REVENUE_PROPERTY", "revenue")
 # A conversion is credited to every block the visitor saw this many hours before it.

@@ -25,8 +25,10 @@ The statistics (lift and its verdict) are pure functions at the end.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -123,50 +125,19 @@ def record_impressions(
     now: datetime | None = None,
 ) -> int:
     """Store impressions the server delivered as ``block_impression`` events, in one
-    INSERT. Returns how many were stored."""
-    from personalize.services import server_source
-    from segments.definitions import ChangedInputs
-    from segments.selectors import segment_inputs
-    from segments.services import request_recompute
-
-    at = now or timezone.now()
-    items = list(impressions)
-    if not items:
-        return 0
-    # A visitor who withdrew consent is not tracked, by the snippet or by us.
-    if Profile.objects.filter(pk=profile_id, consent=Profile.Consent.DENIED).exists():
-        return 0
-    source = server_source()
-    context: dict[str, Any] = {"library": {"name": "p13n-server"}}
-    if path:
-        context["page"] = {"path": path}
-    # Fresh ids no client can send again: no retry to de-duplicate, so these skip
-    # the message-id table ingestion claims ids in (docs/partitioning.md).
-    Event.objects.bulk_create(
-        [
-            Event(
-                source=source,
-                profile_id=profile_id,
-                message_id=f"imp-{uuid.uuid4()}",
-                type=Event.Type.TRACK,
-                name=IMPRESSION_EVENT,
-                properties=item.properties(),
-                context=context,
-                anonymous_id=anonymous_id,
-                user_id=user_id,
-                timestamp=at,
-                received_at=at,
-            )
-            for item in items
+    INSERT, now. Returns how many were stored."""
+    return record_impression_batches(
+        batches=[
+            {
+                "profile_id": profile_id,
+                "impressions": [asdict(item) for item in impressions],
+                "anonymous_id": anonymous_id,
+                "user_id": user_id,
+                "path": path,
+                "now": (now or timezone.now()).isoformat(),
+            }
         ]
     )
-    # A segment may count impressions (a frequency cap): it must see these too.
-    if IMPRESSION_EVENT in segment_inputs().event_names:
-        request_recompute(
-            profile_ids=[profile_id],
-            inputs={profile_id: ChangedInputs(event_names=frozenset({IMPRESSION_EVENT}))},
-        )
-    return len(items)
 
 
 def _recording_enabled(request: HttpRequest) -> bool:
@@ -242,37 +213,117 @@ def record_api_impressions(
     )
 
 
+class _ImpressionBuffer:
+    """Impressions of this process's requests, handed to a worker together.
+
+    A request only appends here; one task per ``MEASUREMENT_FLUSH_SECONDS`` (a
+    timer covers a process that goes quiet) carries every request's impressions
+    to the worker, which writes them in one INSERT. With 0 (the embedded default
+    and tests) each request hands over its own at once. Measurement must never
+    cost the visitor their page: a broker outage or a killed process loses at
+    most one interval of impressions (logged), never a response.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._batches: list[dict[str, Any]] = []
+        self._timer: threading.Timer | None = None
+
+    def add(self, batch: dict[str, Any]) -> None:
+        interval = float(settings.MEASUREMENT_FLUSH_SECONDS)
+        if interval <= 0:
+            self._send([batch])
+            return
+        with self._lock:
+            self._batches.append(batch)
+            if self._timer is None:
+                self._timer = threading.Timer(interval, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def flush(self) -> None:
+        with self._lock:
+            batches, self._batches = self._batches, []
+            self._timer = None
+        if batches:
+            self._send(batches)
+
+    @staticmethod
+    def _send(batches: list[dict[str, Any]]) -> None:
+        from content.tasks import record_impressions as record_impressions_task
+
+        try:
+            record_impressions_task.delay(batches=batches)
+        except Exception:
+            logger.exception("could not hand %d impression batches to a worker", len(batches))
+
+
+_buffer = _ImpressionBuffer()
+atexit.register(_buffer.flush)
+
+
 def _record_safely(
     *, impressions: Iterable[Impression], now: datetime | None = None, **kwargs: Any
 ) -> int:
-    """Hand the impressions to a worker: the request pays one broker push, not the
-    consent check, the INSERT and its commit. Measurement must never cost the
-    visitor their page, so a broker outage loses these impressions (logged), never
-    the response. In the embedded default the task runs in place."""
-    from content.tasks import record_impressions as record_impressions_task
-
     items = [asdict(item) for item in impressions]
-    if not items:
-        return 0
-    try:
-        record_impressions_task.delay(
-            impressions=items, now=(now or timezone.now()).isoformat(), **kwargs
-        )
-    except Exception:
-        logger.exception("could not record block impressions")
-        return 0
+    if items:
+        _buffer.add({"impressions": items, "now": (now or timezone.now()).isoformat(), **kwargs})
     return len(items)
 
 
-def record_impressions_from_task(
-    *, impressions: list[dict[str, Any]], now: str, **kwargs: Any
-) -> int:
-    """The worker's side of :func:`_record_safely`."""
-    return record_impressions(
-        impressions=[Impression(**item) for item in impressions],
-        now=datetime.fromisoformat(now),
-        **kwargs,
+def record_impression_batches(*, batches: list[dict[str, Any]]) -> int:
+    """The worker's side: many requests' impressions, one consent query, one INSERT."""
+    from personalize.services import server_source
+    from segments.definitions import ChangedInputs
+    from segments.selectors import segment_inputs
+    from segments.services import request_recompute
+
+    profile_ids = {batch["profile_id"] for batch in batches}
+    # A visitor who withdrew consent is not tracked, by the snippet or by us.
+    denied = set(
+        Profile.objects.filter(pk__in=profile_ids, consent=Profile.Consent.DENIED).values_list(
+            "pk", flat=True
+        )
     )
+    source = server_source()
+    rows: list[Event] = []
+    for batch in batches:
+        if batch["profile_id"] in denied:
+            continue
+        at = datetime.fromisoformat(batch["now"])
+        context: dict[str, Any] = {"library": {"name": "p13n-server"}}
+        if batch.get("path"):
+            context["page"] = {"path": batch["path"]}
+        rows.extend(
+            Event(
+                source=source,
+                profile_id=batch["profile_id"],
+                message_id=f"imp-{uuid.uuid4()}",
+                type=Event.Type.TRACK,
+                name=IMPRESSION_EVENT,
+                properties=Impression(**item).properties(),
+                context=context,
+                anonymous_id=batch.get("anonymous_id", ""),
+                user_id=batch.get("user_id", ""),
+                timestamp=at,
+                received_at=at,
+            )
+            for item in batch["impressions"]
+        )
+    if not rows:
+        return 0
+    # Fresh ids no client can send again: no retry to de-duplicate, so these skip
+    # the message-id table ingestion claims ids in (docs/partitioning.md).
+    # A profile erased meanwhile has no row left to point at: leave its impressions out.
+    alive = set(Profile.objects.filter(pk__in=profile_ids).values_list("pk", flat=True))
+    rows = [row for row in rows if row.profile_id in alive]
+    Event.objects.bulk_create(rows, batch_size=1000)
+    # A segment may count impressions (a frequency cap): it must see these too.
+    if IMPRESSION_EVENT in segment_inputs().event_names:
+        seen = {row.profile_id for row in rows}
+        changed = ChangedInputs(event_names=frozenset({IMPRESSION_EVENT}))
+        request_recompute(profile_ids=seen, inputs=dict.fromkeys(seen, changed))
+    return len(rows)
 
 
 class ImpressionMiddleware:

@@ -22,4 +22,4 @@ def recompute_recommendations() -> dict[str, int]:
 # them twice; losing one batch to a worker crash is the lesser harm for measurement.
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
 def record_impressions(**kwargs: Any) -> int:
-    return measurement.record_impressions_from_task(**kwargs)
+    return measurement.record_impression_batches(**kwargs)

@@ -205,3 +205,28 @@ def test_nothing_is_recorded_for_a_visitor_who_withdrew_consent(
 
     assert (page.status_code, api.status_code) == (200, 200)
     assert Event.objects.filter(profile=profile).count() == 0
+
+
+def test_a_process_hands_many_requests_impressions_to_the_worker_at_once(
+    page_blocks: dict[str, Block], settings: Any
+) -> None:
+    from content import measurement
+
+    settings.MEASUREMENT_FLUSH_SECONDS = 60  # the timer never fires within the test
+    client = Client()
+    profile = _known_visitor(client)
+    client.get("/")
+    client.get("/api/v1/blocks", {"slot": "hero"})
+    held = Event.objects.filter(profile=profile, name="block_impression").count()
+
+    with CaptureQueriesContext(connection) as queries:
+        measurement._buffer.flush()
+
+    assert held == 0
+    assert len(_event_inserts(queries)) == 1
+    vias = sorted(
+        Event.objects.filter(profile=profile, name="block_impression").values_list(
+            "properties__via", flat=True
+        )
+    )
+    assert vias == ["api", "ssr", "ssr", "ssr"]
