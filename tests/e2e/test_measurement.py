@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from playwright.sync_api import Browser
 
@@ -19,12 +21,17 @@ def test_pages_and_the_block_api_record_impressions_and_results_credit_the_order
     visitor.blocks("hero")
     visitor.track("order_completed", revenue=80.0)
 
-    rows = stack.query(
-        "SELECT properties->>'via', properties->>'block_key', properties->>'variant', "
-        "properties->>'holdout' FROM personalize_event "
-        "WHERE anonymous_id = %s AND name = 'block_impression' ORDER BY 1, 2",
-        visitor.anonymous_id,
-    )
+    def impressions() -> list[tuple[Any, ...]]:
+        return stack.query(
+            "SELECT properties->>'via', properties->>'block_key', properties->>'variant', "
+            "properties->>'holdout' FROM personalize_event "
+            "WHERE anonymous_id = %s AND name = 'block_impression' ORDER BY 1, 2",
+            visitor.anonymous_id,
+        )
+
+    # Each web process hands its impressions to the worker once a second.
+    stack.wait_until("the impressions written by the worker", lambda: len(impressions()) >= 4)
+    rows = impressions()
     assert rows == [
         ("api", "hero-welcome", "", "false"),
         ("ssr", "hero-welcome", "", "false"),
