@@ -283,7 +283,7 @@ def generate(*, profiles: int, events: int, days: int = 60) -> None:
                            'type', (ARRAY['mobile', 'desktop', 'tablet'])[1 + (g %% 3)])),
                        '', '', ts, ts, ts, ts{extra_params}
                 FROM (
-                    SELECT g, %s + (g * 7919) %% %s AS pid, {name_case} AS n,
+                    SELECT g, %s + (g::bigint * 7919) %% %s AS pid, {name_case} AS n,
                            now() - random() * interval '{days} days' AS ts
                     FROM (SELECT g, random() AS r FROM generate_series(%s, %s) g) draws
                 ) rows
