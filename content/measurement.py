@@ -279,16 +279,17 @@ def record_impression_batches(*, batches: list[dict[str, Any]]) -> int:
     from segments.services import request_recompute
 
     profile_ids = {batch["profile_id"] for batch in batches}
-    # A visitor who withdrew consent is not tracked, by the snippet or by us.
-    denied = set(
-        Profile.objects.filter(pk__in=profile_ids, consent=Profile.Consent.DENIED).values_list(
-            "pk", flat=True
-        )
+    # A visitor who withdrew consent is not tracked, by the snippet or by us; a profile
+    # erased (or merged away) since the request has no row left to point at.
+    trackable = set(
+        Profile.objects.filter(pk__in=profile_ids)
+        .exclude(consent=Profile.Consent.DENIED)
+        .values_list("pk", flat=True)
     )
     source = server_source()
     rows: list[Event] = []
     for batch in batches:
-        if batch["profile_id"] in denied:
+        if batch["profile_id"] not in trackable:
             continue
         at = datetime.fromisoformat(batch["now"])
         context: dict[str, Any] = {"library": {"name": "p13n-server"}}
@@ -314,9 +315,6 @@ def record_impression_batches(*, batches: list[dict[str, Any]]) -> int:
         return 0
     # Fresh ids no client can send again: no retry to de-duplicate, so these skip
     # the message-id table ingestion claims ids in (docs/partitioning.md).
-    # A profile erased meanwhile has no row left to point at: leave its impressions out.
-    alive = set(Profile.objects.filter(pk__in=profile_ids).values_list("pk", flat=True))
-    rows = [row for row in rows if row.profile_id in alive]
     Event.objects.bulk_create(rows, batch_size=1000)
     # A segment may count impressions (a frequency cap): it must see these too.
     if IMPRESSION_EVENT in segment_inputs().event_names:
