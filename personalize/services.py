@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,6 +13,7 @@ from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from personalize import quality
+from personalize.bulk import insert_rows, update_rows
 from personalize.deduplication import claim_message_ids
 from personalize.identity import (
     IdentityPolicy,
@@ -22,7 +24,7 @@ from personalize.identity import (
 from personalize.identity import merge_profiles as merge_profiles  # re-exported
 from personalize.models import Event, Profile, Source
 from personalize.plans import violations_payload
-from personalize.sessions import rebuild_sessions_of
+from personalize.sessions import PAGE_TYPES, fold_into_sessions
 from personalize.tracking import TrackedMessage
 from personalize.traits import TraitState, apply_group, apply_identify, identify_traits
 from personalize.visitors import Visitor
@@ -142,7 +144,7 @@ def _ingest_messages_once(
             message_ids=[r.message_id for r in rows],
             timestamps=[r.timestamp for r in rows],
         )
-        Event.objects.bulk_create([rows[i] for i in new_indexes], batch_size=500)
+        insert_rows(Event, [rows[i] for i in new_indexes])
         result.stored = len(new_indexes)
         result.duplicates = len(rows) - result.stored
         result.duplicate_indexes = sorted(set(range(len(rows))).difference(new_indexes))
@@ -226,7 +228,7 @@ def _update_profiles(
     }
     states = {pk: TraitState.of(p.traits, p.trait_times) for pk, p in profiles.items()}
     fields = {"last_seen_at", "session_count", "time_on_site_seconds", "page_count"}
-    earliest: dict[int, datetime] = {}
+    new_events: dict[int, list[tuple[datetime, bool]]] = defaultdict(list)
     # Event time order, so that within the batch too the latest statement wins.
     timeline = sorted(
         zip(messages, message_traits, profile_ids, fresh, strict=True),
@@ -235,10 +237,10 @@ def _update_profiles(
     for message, traits, profile_id, is_fresh in timeline:
         profile = profiles[profile_id]
         at = message.timestamp or received_at
-        earliest.setdefault(profile_id, at)
         profile.last_seen_at = max(at, profile.last_seen_at or at)
         if not is_fresh:
             continue
+        new_events[profile_id].append((at, message.type in PAGE_TYPES))
         if message.type == "identify" and traits:
             apply_identify(states[profile_id], traits, at)
             fields |= {"traits", "trait_times"}
@@ -252,7 +254,7 @@ def _update_profiles(
                 profile.consent = Profile.Consent.GRANTED if granted else Profile.Consent.DENIED
                 profile.consent_updated_at = at
                 fields |= {"consent", "consent_updated_at"}
-    for profile_id, change in rebuild_sessions_of(since_by_profile=earliest).items():
+    for profile_id, change in fold_into_sessions(events_by_profile=new_events).items():
         profile = profiles[profile_id]
         profile.session_count += change.sessions
         profile.time_on_site_seconds = max(0.0, profile.time_on_site_seconds + change.seconds)
@@ -260,7 +262,7 @@ def _update_profiles(
     for profile_id, state in states.items():
         profiles[profile_id].traits = state.traits
         profiles[profile_id].trait_times = state.times
-    Profile.objects.bulk_update(list(profiles.values()), sorted(fields))
+    update_rows(Profile, list(profiles.values()), sorted(fields))
 
 
 def track_server_event(

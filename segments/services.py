@@ -205,6 +205,10 @@ def request_score_recompute(*, score: Score) -> None:
 # --- recompute ------------------------------------------------------------------------
 
 
+# Profiles per recompute task (see _enqueue_recomputes).
+RECOMPUTE_TASK_PROFILES = 50
+
+
 def request_recompute(
     *, profile_ids: Iterable[int], inputs: Mapping[int, ChangedInputs] | None = None
 ) -> None:
@@ -239,8 +243,8 @@ def request_recompute(
         record_pending_inputs(
             inputs={pid: (inputs or {}).get(pid) for pid in waiting},
         )
-    for profile_id in claimed:
-        transaction.on_commit(partial(_enqueue_recompute, profile_id))
+    if claimed:
+        transaction.on_commit(partial(_enqueue_recomputes, claimed))
 
 
 def record_pending_inputs(*, inputs: Mapping[int, ChangedInputs | None]) -> None:
@@ -283,21 +287,29 @@ def record_pending_inputs(*, inputs: Mapping[int, ChangedInputs | None]) -> None
     )
 
 
-def _enqueue_recompute(profile_id: int) -> None:
-    """Queue the recompute; never fail the caller, whose events are already committed.
+def _enqueue_recomputes(profile_ids: list[int]) -> None:
+    """Queue the recomputes, a list of profiles per task; never fail the caller,
+    whose events are already committed.
 
-    The request stays recorded on the profile (``recompute_requested_at``): if the
-    broker is down, or an eager recompute fails, the scheduled sweep picks the
-    profile up once the request is stale. That column is our outbox.
+    One broker message per ``RECOMPUTE_TASK_PROFILES`` profiles, not per profile:
+    a 500-event batch names a few hundred profiles, and publishing each alone
+    cost the request more than storing its events. Several workers still share
+    a burst, a list each.
+
+    The request stays recorded on each profile (``recompute_requested_at``): if
+    the broker is down, or an eager recompute fails, the scheduled sweep picks
+    the profile up once the request is stale. That column is our outbox.
     """
-    from segments.tasks import recompute_profile
+    from segments.tasks import recompute_profiles
 
-    try:
-        recompute_profile.delay(profile_id)
-    except Exception:
-        logger.exception(
-            "could not queue the recompute of profile %s; the sweep will retry", profile_id
-        )
+    for offset in range(0, len(profile_ids), RECOMPUTE_TASK_PROFILES):
+        chunk = profile_ids[offset : offset + RECOMPUTE_TASK_PROFILES]
+        try:
+            recompute_profiles.delay(chunk)
+        except Exception:
+            logger.exception(
+                "could not queue the recompute of %d profiles; the sweep will retry", len(chunk)
+            )
 
 
 def recompute_profile(*, profile_id: int, now: datetime | None = None) -> MembershipChange:
