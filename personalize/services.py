@@ -13,7 +13,7 @@ from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from personalize import quality
-from personalize.bulk import insert_rows, update_rows
+from personalize.bulk import insert_values, update_rows
 from personalize.deduplication import claim_message_ids
 from personalize.identity import (
     IdentityPolicy,
@@ -59,6 +59,24 @@ def server_source() -> Source:
     source, _ = Source.objects.get_or_create(name=SERVER_SOURCE)
     return source
 
+
+# The columns a tracked message fills, in the order ingest writes them.
+EVENT_FIELDS = (
+    "source_id",
+    "profile_id",
+    "message_id",
+    "type",
+    "name",
+    "properties",
+    "context",
+    "anonymous_id",
+    "user_id",
+    "timestamp",
+    "original_timestamp",
+    "sent_at",
+    "received_at",
+    "violations",
+)
 
 # PostgreSQL's SQLSTATE for "deadlock detected".
 DEADLOCK = "40P01"
@@ -120,39 +138,26 @@ def _ingest_messages_once(
             policy=policy,
         )
 
-        rows = [
-            Event(
-                source=source,
-                profile_id=profile_id,
-                message_id=m.message_id,
-                type=m.type,
-                name=m.name,
-                properties=m.properties,
-                context=m.context,
-                anonymous_id=m.anonymous_id,
-                user_id=m.user_id,
-                timestamp=m.timestamp or received_at,
-                original_timestamp=m.original_timestamp,
-                sent_at=m.sent_at,
-                received_at=received_at,
-                violations=violations_payload(m.violations),
-            )
-            for m, profile_id in zip(messages, profile_ids, strict=True)
-        ]
+        timestamps = [m.timestamp or received_at for m in messages]
         new_indexes = claim_message_ids(
-            source=source,
-            message_ids=[r.message_id for r in rows],
-            timestamps=[r.timestamp for r in rows],
+            source=source, message_ids=[m.message_id for m in messages], timestamps=timestamps
         )
-        insert_rows(Event, [rows[i] for i in new_indexes])
+        insert_values(
+            Event,
+            EVENT_FIELDS,
+            [
+                _event_row(source, profile_ids[i], messages[i], timestamps[i], received_at)
+                for i in new_indexes
+            ],
+        )
         result.stored = len(new_indexes)
-        result.duplicates = len(rows) - result.stored
-        result.duplicate_indexes = sorted(set(range(len(rows))).difference(new_indexes))
+        result.duplicates = len(messages) - result.stored
+        result.duplicate_indexes = sorted(set(range(len(messages))).difference(new_indexes))
 
         # A duplicate (a client's retry, an import run again) must not state its
         # traits or consent a second time.
         claimed = set(new_indexes)
-        fresh = [index in claimed for index in range(len(rows))]
+        fresh = [index in claimed for index in range(len(messages))]
         _update_profiles(
             messages=messages,
             message_traits=message_traits,
@@ -191,6 +196,32 @@ def _ingest_messages_once(
         received_at=received_at,
     )
     return result
+
+
+def _event_row(
+    source: Source,
+    profile_id: int,
+    message: TrackedMessage,
+    timestamp: datetime,
+    received_at: datetime,
+) -> tuple[Any, ...]:
+    """The values of EVENT_FIELDS for one message."""
+    return (
+        source.pk,
+        profile_id,
+        message.message_id,
+        message.type,
+        message.name,
+        message.properties,
+        message.context,
+        message.anonymous_id,
+        message.user_id,
+        timestamp,
+        message.original_timestamp,
+        message.sent_at,
+        received_at,
+        violations_payload(message.violations),
+    )
 
 
 def _traits_of(message: TrackedMessage, policy: IdentityPolicy) -> dict[str, Any]:
