@@ -10,8 +10,8 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Exists, Max, Min, OuterRef, Q
 from django.utils import timezone
 
 from personalize.models import Event, Profile
@@ -628,17 +628,7 @@ def recompute_segment(
             )
             enter_ids = [pid for pid in alive if pid in entering]
             exit_ids = [pid for pid in alive if pid not in entering]
-            # A worker may have opened the same membership meanwhile: the unique
-            # constraint keeps one, and that is the answer.
-            Membership.objects.bulk_create(
-                (
-                    Membership(
-                        profile_id=pid, segment_id=segment_id, entered_at=now, entry_reason=reason
-                    )
-                    for pid in enter_ids
-                ),
-                ignore_conflicts=True,
-            )
+            _open_memberships(segment_id=segment_id, profile_ids=enter_ids, now=now, reason=reason)
             Membership.objects.filter(
                 segment_id=segment_id, exited_at__isnull=True, profile_id__in=exit_ids
             ).update(exited_at=now, exit_reason=reason)
@@ -661,25 +651,70 @@ def recompute_segment(
     )
 
 
+def _open_memberships(
+    *, segment_id: int, profile_ids: list[int], now: datetime, reason: list[dict[str, Any]]
+) -> None:
+    """Open the segment's membership for each of these profiles, one statement.
+
+    Plain SQL: the reason is the same for every row and is sent once, where
+    ``bulk_create`` builds and encodes a row object per profile (most of a batch
+    recompute's time). A worker may have opened the same membership meanwhile: the
+    unique constraint keeps one, and that is the answer.
+    """
+    if not profile_ids:
+        return
+    quote = connection.ops.quote_name
+    memberships: Any = Membership._meta
+    profiles: Any = Profile._meta
+
+    def column(name: str) -> str:
+        return quote(memberships.get_field(name).column)
+
+    reasons = memberships.get_field("entry_reason")
+    placeholders = ", ".join(["%s"] * len(profile_ids))
+    profile_pk = quote(profiles.pk.column)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(memberships.db_table)} ({column('profile')},"
+            f" {column('segment')}, {column('entered_at')}, {column('entry_reason')},"
+            f" {column('exit_reason')}) SELECT {profile_pk}, %s, %s, %s, %s"
+            f" FROM {quote(profiles.db_table)} WHERE {profile_pk} IN ({placeholders})"
+            " ON CONFLICT DO NOTHING",
+            [
+                segment_id,
+                connection.ops.adapt_datetimefield_value(now),
+                reasons.get_db_prep_save(reason, connection),
+                reasons.get_db_prep_save([], connection),
+                *profile_ids,
+            ],
+        )
+
+
 def _mark_readers_due(rule: Rule, *, now: datetime, chunk_size: int) -> None:
-    """Profiles whose history ``rule`` reads get re-evaluated by the sweep, in chunks."""
-    if reads_every_event(rule) or referenced_scores(rule):
-        # Sessions, context and scores can read any event and reach further back.
-        readers: Iterable[int] = Profile.objects.values_list("pk", flat=True)
-    else:
+    """Profiles whose history ``rule`` reads get re-evaluated by the sweep.
+
+    Set-based, over ranges of ``chunk_size`` profile ids so that no statement locks
+    many profiles for long; a profile already due keeps its earlier moment.
+    """
+    profiles = Profile.objects.filter(
+        Q(next_evaluation_at__isnull=True) | Q(next_evaluation_at__gt=now)
+    )
+    if not (reads_every_event(rule) or referenced_scores(rule)):
+        # Sessions, context and scores can read any event and reach further back:
+        # everyone. Otherwise the profiles with an event the rule names, in reach.
         names = referenced_events(rule)
         if not names:
             return
+        events = Event.objects.filter(profile=OuterRef("pk"), name__in=sorted(names))
         lookback = definitions_lookback([rule])
-        events = Event.objects.filter(name__in=names)
         if lookback is not None:
             events = events.filter(timestamp__gt=now - lookback)
-        readers = events.values_list("profile_id", flat=True).distinct()
-    profile_ids = sorted(set(readers))
-    for start in range(0, len(profile_ids), chunk_size):
-        Profile.objects.filter(pk__in=profile_ids[start : start + chunk_size]).filter(
-            Q(next_evaluation_at__isnull=True) | Q(next_evaluation_at__gt=now)
-        ).update(next_evaluation_at=now)
+        profiles = profiles.filter(Exists(events))
+    bounds = Profile.objects.aggregate(first=Min("pk"), last=Max("pk"))
+    if bounds["first"] is None:
+        return
+    for low in range(bounds["first"], bounds["last"] + 1, chunk_size):
+        profiles.filter(pk__gte=low, pk__lt=low + chunk_size).update(next_evaluation_at=now)
 
 
 def request_segment_recompute(*, segment_id: int) -> None:

@@ -24,8 +24,8 @@ def test_pushes_from_sync_code_share_one_running_loop_on_its_own_thread() -> Non
         seen.append((asyncio.get_running_loop(), threading.current_thread().name))
 
     pusher = live._PushLoop()
-    pusher.run(record())
-    pusher.run(record())
+    pusher.run(record(), timeout=5)
+    pusher.run(record(), timeout=5)
 
     (first, thread), (second, _) = seen
     assert first is second
@@ -40,10 +40,10 @@ def test_a_forked_child_starts_a_loop_of_its_own(monkeypatch: pytest.MonkeyPatch
         loops.append(asyncio.get_running_loop())
 
     pusher = live._PushLoop()
-    pusher.run(record())
+    pusher.run(record(), timeout=5)
     # What a Celery prefork child sees: the parent's object, another pid, no thread.
     monkeypatch.setattr(os, "getpid", lambda: -1)
-    pusher.run(record())
+    pusher.run(record(), timeout=5)
 
     assert loops[0] is not loops[1]
 
@@ -82,3 +82,23 @@ def test_membership_changes_reach_a_listening_channel_through_redis(redis_layer:
         received
         == [{"type": "segments.changed", "entered": ["vip"], "exited": [], "segments": ["vip"]}] * 2
     )
+
+
+@pytest.mark.stack
+def test_a_batch_pushes_only_to_the_profiles_some_page_listens_for(redis_layer: None) -> None:
+    layer = get_channel_layer()
+    assert layer is not None
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(live.group_name(7), channel)
+    changes = [
+        SegmentsChanged(profile_id=pid, entered=["vip"], exited=[], segments=[f"s{pid}"])
+        for pid in (6, 7, 8)
+    ]
+
+    listening = async_to_sync(live._listening)(layer, [live.group_name(p) for p in (6, 7, 8)])
+    live.push_membership_changes(None, changes=changes)
+    received = async_to_sync(layer.receive)(channel)
+    async_to_sync(layer.group_discard)(live.group_name(7), channel)
+
+    assert listening == {live.group_name(7)}
+    assert received["segments"] == ["s7"]
