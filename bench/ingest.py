@@ -10,6 +10,8 @@
    INCLUDING ALL)``: same columns, indexes and unique constraint) is timed as
    the ceiling; the ratio of the two is the figure of merit (target ≥ 0.3×).
 3. The RSS of every uvicorn worker process, sampled from /proc during the run.
+4. The CPU seconds the web workers, the Celery worker and PostgreSQL used during
+   the run (from /proc), to show where the machine's cores went.
 
 Everything runs on 127.0.0.1 and stops by itself. Each sender has its own
 source, so the per-source rate limit (TRACKING_RATE_LIMIT) is shared the way
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import random
 import statistics
 import sys
@@ -252,6 +255,53 @@ def sampling_rss(server: Server, every: float = 0.2) -> Iterator[dict[int, list[
         thread.join()
 
 
+# --- CPU: where the two cores went ---------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks(pid: int) -> int:
+    """User + system CPU of one process so far, in clock ticks (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+
+
+def postgres_pids() -> set[int]:
+    pids = set()
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "postgres":
+                pids.add(int(comm.parent.name))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def cpu_by_role(server: Server) -> dict[str, dict[int, int]]:
+    """CPU ticks so far of each process, by role: the web workers, the Celery worker
+    (with its pool), PostgreSQL (every backend on the machine)."""
+    roles = {
+        "uvicorn workers": worker_pids(server.processes["uvicorn"]),
+        "Celery worker": server.processes["celery-worker"].group_pids(),
+        "PostgreSQL": postgres_pids(),
+    }
+    return {role: {pid: cpu_ticks(pid) for pid in pids} for role, pids in roles.items()}
+
+
+def cpu_seconds_between(
+    before: dict[str, dict[int, int]], after: dict[str, dict[int, int]]
+) -> dict[str, float]:
+    """CPU seconds each role used in between (processes started meanwhile count from 0)."""
+    return {
+        role: sum(ticks - before.get(role, {}).get(pid, 0) for pid, ticks in pids.items())
+        / CLOCK_TICKS
+        for role, pids in after.items()
+    }
+
+
 # --- the ceiling ----------------------------------------------------------------------------
 
 
@@ -356,10 +406,12 @@ def main() -> int:
             for thread in threads:
                 thread.start()
             start.wait()
+            cpu_before = cpu_by_role(server)
             began = time.perf_counter()
             for thread in threads:
                 thread.join()
             wall = time.perf_counter() - began
+            cpu_used = cpu_seconds_between(cpu_before, cpu_by_role(server))
         failed = [f for r in results for f in r.failures]
         if failed:
             # Why the server answered as it did, before its logs go with the stack.
@@ -396,6 +448,14 @@ def main() -> int:
         f"(LIKE personalize_event INCLUDING ALL): {copy_seconds:.2f} s, {copy_rate:.0f} rows/s"
     )
     print(f"  ratio ingest / COPY: {rate / copy_rate:.3f}x   (target >= 0.3x)")
+    print(
+        f"CPU used during the run ({os.cpu_count()} cores x {wall:.1f} s = "
+        f"{(os.cpu_count() or 1) * wall:.1f} core-seconds):"
+    )
+    for role, seconds in cpu_used.items():
+        print(
+            f"  {role}: {seconds:.1f} s, {seconds * 1000 / max(1, len(timed)):.0f} ms per request"
+        )
     print("uvicorn worker RSS during the run:")
     for pid, values in sorted(rss.items()):
         print(

@@ -383,6 +383,9 @@ P13N_LATE_EVENT_SECONDS = env_int("P13N_LATE_EVENT_SECONDS", 3600)
 # on each of the previous days.
 P13N_QUALITY_WINDOW_HOURS = env_int("P13N_QUALITY_WINDOW_HOURS", 1)
 P13N_QUALITY_BASELINE_DAYS = env_int("P13N_QUALITY_BASELINE_DAYS", 7)
+# Counters older than this many days are purged hourly with expired events (0: keep;
+# never less than the baseline above plus a day).
+P13N_QUALITY_RETENTION_DAYS = env_int("P13N_QUALITY_RETENTION_DAYS", 90)
 # Fewer past windows with traffic than this: too little history to judge volume.
 P13N_QUALITY_MIN_BASELINE_WINDOWS = env_int("P13N_QUALITY_MIN_BASELINE_WINDOWS", 3)
 # Below this many messages per window, a source is too small to alert on.

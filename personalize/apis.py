@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import zlib
 from typing import Any
 
@@ -21,12 +20,20 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from personalize.codec import (
+    NUL_MESSAGE,
+    InvalidJson,
+    decode_json,
+    encode_json,
+    has_nul,
+    nul_path,
+)
 from personalize.models import Source
 from personalize.plans import PlanViolation, plan_for, violations_payload
 from personalize.quarantine import Rejection, quarantine, rejection_payload
 from personalize.selectors import source_by_write_key
 from personalize.services import ingest_messages
-from personalize.tracking import MessageError, TrackedMessage, parse_message
+from personalize.tracking import MessageError, TrackedMessage, encode_message, parse_message
 
 MAX_REQUEST_BYTES = 500 * 1024
 MAX_BATCH_ITEMS = 2500
@@ -69,8 +76,8 @@ def _body(request: HttpRequest) -> bytes:
 
 def _payload(request: HttpRequest) -> dict[str, Any]:
     try:
-        data = json.loads(_body(request))
-    except (ValueError, UnicodeDecodeError):
+        data = decode_json(_body(request))
+    except InvalidJson:
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
@@ -135,6 +142,8 @@ def _ingest(request: HttpRequest, message_type: str | None) -> JsonResponse:
             }
             if "sentAt" in payload:
                 defaults["sentAt"] = payload["sentAt"]
+            if has_nul(encode_json(defaults)):
+                raise ApiError(400, "invalid_batch", f"{nul_path(defaults)}: {NUL_MESSAGE}")
         else:
             items = [payload]
             defaults = {}
@@ -148,7 +157,7 @@ def _ingest(request: HttpRequest, message_type: str | None) -> JsonResponse:
     plan = plan_for(source)
     for index, item in enumerate(items):
         try:
-            size = len(json.dumps(item, separators=(",", ":")).encode())
+            encoded = encode_message(item)
             accepted.append(
                 plan.apply(
                     parse_message(
@@ -156,7 +165,7 @@ def _ingest(request: HttpRequest, message_type: str | None) -> JsonResponse:
                         message_type=message_type,
                         received_at=received_at,
                         defaults=defaults,
-                        encoded_size=size,
+                        encoded_size=len(encoded),
                         request_ip=request.META.get("REMOTE_ADDR"),
                         keep_full_ip=settings.P13N_KEEP_FULL_IP,
                     )

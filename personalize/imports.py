@@ -33,11 +33,12 @@ from typing import IO, Any, Literal
 from django.db import transaction
 from django.utils import timezone
 
+from personalize.codec import InvalidJson, decode_json, without_nul
 from personalize.models import RejectedEvent, Source
 from personalize.plans import CompiledPlan, plan_for
 from personalize.quarantine import Rejection, quarantine
 from personalize.services import ingest_messages
-from personalize.tracking import MessageError, TrackedMessage, parse_message
+from personalize.tracking import MessageError, TrackedMessage, encode_message, parse_message
 
 ImportKind = Literal["events", "profiles"]
 FileFormat = Literal["csv", "jsonl"]
@@ -134,8 +135,8 @@ def _jsonl_records(handle: IO[str]) -> Iterator[dict[str, Any]]:
             continue
         number += 1
         try:
-            record = json.loads(line)
-        except ValueError:
+            record = decode_json(line.encode())
+        except InvalidJson:
             record = None
             reason = f"line {number} is not valid JSON"
         else:
@@ -241,10 +242,12 @@ def parse_chunks(
             if _INVALID_JSON in record:
                 raise MessageError("message", record[_INVALID_JSON])
             message = _with_message_id(record)
+            encode_message(message)  # a NUL is rejected naming its field
             parsed = parse_message(message, message_type=None, received_at=now())
             messages.append(plan.apply(parsed) if plan is not None else parsed)
         except MessageError as exc:
             payload = {"raw": record["raw"]} if _INVALID_JSON in record else message
+            payload = without_nul(payload)
             rejections.append(Rejection(payload=payload, field=exc.field, reason=exc.reason))
             errors.append(f"row {number}: {exc.field}: {exc.reason}")
         if rows == size:

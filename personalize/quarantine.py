@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from personalize import quality
+from personalize.codec import without_nul
 from personalize.models import RejectedEvent, Source
 from personalize.plans import PlanViolation, plan_for, violations_payload
 from personalize.tracking import MessageError, TrackedMessage, Violation, parse_message
@@ -39,13 +40,14 @@ def event_name_of(payload: Any) -> str:
 
 
 def rejection_payload(item: Any, *, message_type: str | None, defaults: Mapping[str, Any]) -> Any:
-    """What to keep so a replay sees the message as it was validated."""
+    """What to keep so a replay sees the message as it was validated (any NUL
+    replaced: PostgreSQL cannot store one, and the reason names the field)."""
     if not isinstance(item, dict):
-        return {"raw": item}
+        return {"raw": without_nul(item)}
     payload = {**defaults, **item}
     if message_type is not None:
         payload["type"] = message_type
-    return payload
+    return without_nul(payload)
 
 
 def quarantine(*, source: Source, rejections: Iterable[Rejection], received_at: datetime) -> int:

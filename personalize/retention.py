@@ -5,7 +5,9 @@ On PostgreSQL whole time partitions past the cutoff are detached and dropped
 straddling it, the DEFAULT partition, or the whole table on SQLite) is deleted
 in bounded chunks. Message ids outlive their events by a grace period, so a
 client retrying a purged message within it is still told it is a duplicate
-(docs/partitioning.md).
+(docs/partitioning.md). Quarantined messages, which hold personal data like
+events, go at the same age. The data-quality counters (no personal data, one row
+per source, hour and event name) are kept for ``P13N_QUALITY_RETENTION_DAYS``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from personalize import partitions
-from personalize.models import Event, EventMessageId
+from personalize.models import Event, EventMessageId, QualityCount, RejectedEvent
 
 PURGE_CHUNK = 5000
 
@@ -57,7 +59,39 @@ def purge_expired_events(*, now: datetime | None = None, chunk: int = PURGE_CHUN
     purge_expired_message_ids(
         before=cutoff - timedelta(days=settings.EVENT_DEDUPE_GRACE_DAYS), chunk=chunk
     )
+    _delete_in_chunks(RejectedEvent, "received_at", before=cutoff, chunk=chunk)
     return purged
+
+
+def purge_expired_quality_counts(*, now: datetime | None = None, chunk: int = PURGE_CHUNK) -> int:
+    """Delete data-quality counters older than P13N_QUALITY_RETENTION_DAYS (0: keep).
+
+    Never younger than the alerts' baseline (P13N_QUALITY_BASELINE_DAYS and the day
+    being compared), which the alerts need to tell a drop from the usual.
+    """
+    days: int = settings.P13N_QUALITY_RETENTION_DAYS
+    if days <= 0:
+        return 0
+    days = max(days, settings.P13N_QUALITY_BASELINE_DAYS + 1)
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    return _delete_in_chunks(QualityCount, "hour", before=cutoff, chunk=chunk)
+
+
+def _delete_in_chunks(
+    model: type[RejectedEvent] | type[QualityCount], field: str, *, before: datetime, chunk: int
+) -> int:
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            ids = list(
+                model._default_manager.filter(**{f"{field}__lt": before})
+                .order_by(field)
+                .values_list("pk", flat=True)[:chunk]
+            )
+            if not ids:
+                return deleted
+            model._default_manager.filter(pk__in=ids).delete()
+        deleted += len(ids)
 
 
 def purge_expired_message_ids(*, before: datetime, chunk: int = PURGE_CHUNK) -> int:

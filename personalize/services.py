@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,6 +13,7 @@ from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from personalize import quality
+from personalize.bulk import insert_values, update_rows
 from personalize.deduplication import claim_message_ids
 from personalize.identity import (
     IdentityPolicy,
@@ -22,7 +24,7 @@ from personalize.identity import (
 from personalize.identity import merge_profiles as merge_profiles  # re-exported
 from personalize.models import Event, Profile, Source
 from personalize.plans import violations_payload
-from personalize.sessions import rebuild_sessions_of
+from personalize.sessions import PAGE_TYPES, fold_into_sessions
 from personalize.tracking import TrackedMessage
 from personalize.traits import TraitState, apply_group, apply_identify, identify_traits
 from personalize.visitors import Visitor
@@ -57,6 +59,24 @@ def server_source() -> Source:
     source, _ = Source.objects.get_or_create(name=SERVER_SOURCE)
     return source
 
+
+# The columns a tracked message fills, in the order ingest writes them.
+EVENT_FIELDS = (
+    "source_id",
+    "profile_id",
+    "message_id",
+    "type",
+    "name",
+    "properties",
+    "context",
+    "anonymous_id",
+    "user_id",
+    "timestamp",
+    "original_timestamp",
+    "sent_at",
+    "received_at",
+    "violations",
+)
 
 # PostgreSQL's SQLSTATE for "deadlock detected".
 DEADLOCK = "40P01"
@@ -118,39 +138,26 @@ def _ingest_messages_once(
             policy=policy,
         )
 
-        rows = [
-            Event(
-                source=source,
-                profile_id=profile_id,
-                message_id=m.message_id,
-                type=m.type,
-                name=m.name,
-                properties=m.properties,
-                context=m.context,
-                anonymous_id=m.anonymous_id,
-                user_id=m.user_id,
-                timestamp=m.timestamp or received_at,
-                original_timestamp=m.original_timestamp,
-                sent_at=m.sent_at,
-                received_at=received_at,
-                violations=violations_payload(m.violations),
-            )
-            for m, profile_id in zip(messages, profile_ids, strict=True)
-        ]
+        timestamps = [m.timestamp or received_at for m in messages]
         new_indexes = claim_message_ids(
-            source=source,
-            message_ids=[r.message_id for r in rows],
-            timestamps=[r.timestamp for r in rows],
+            source=source, message_ids=[m.message_id for m in messages], timestamps=timestamps
         )
-        Event.objects.bulk_create([rows[i] for i in new_indexes], batch_size=500)
+        insert_values(
+            Event,
+            EVENT_FIELDS,
+            [
+                _event_row(source, profile_ids[i], messages[i], timestamps[i], received_at)
+                for i in new_indexes
+            ],
+        )
         result.stored = len(new_indexes)
-        result.duplicates = len(rows) - result.stored
-        result.duplicate_indexes = sorted(set(range(len(rows))).difference(new_indexes))
+        result.duplicates = len(messages) - result.stored
+        result.duplicate_indexes = sorted(set(range(len(messages))).difference(new_indexes))
 
         # A duplicate (a client's retry, an import run again) must not state its
         # traits or consent a second time.
         claimed = set(new_indexes)
-        fresh = [index in claimed for index in range(len(rows))]
+        fresh = [index in claimed for index in range(len(messages))]
         _update_profiles(
             messages=messages,
             message_traits=message_traits,
@@ -191,6 +198,32 @@ def _ingest_messages_once(
     return result
 
 
+def _event_row(
+    source: Source,
+    profile_id: int,
+    message: TrackedMessage,
+    timestamp: datetime,
+    received_at: datetime,
+) -> tuple[Any, ...]:
+    """The values of EVENT_FIELDS for one message."""
+    return (
+        source.pk,
+        profile_id,
+        message.message_id,
+        message.type,
+        message.name,
+        message.properties,
+        message.context,
+        message.anonymous_id,
+        message.user_id,
+        timestamp,
+        message.original_timestamp,
+        message.sent_at,
+        received_at,
+        violations_payload(message.violations),
+    )
+
+
 def _traits_of(message: TrackedMessage, policy: IdentityPolicy) -> dict[str, Any]:
     if message.type == "identify":
         return identify_traits(message.traits, hash_email=policy.hash_email)
@@ -226,7 +259,7 @@ def _update_profiles(
     }
     states = {pk: TraitState.of(p.traits, p.trait_times) for pk, p in profiles.items()}
     fields = {"last_seen_at", "session_count", "time_on_site_seconds", "page_count"}
-    earliest: dict[int, datetime] = {}
+    new_events: dict[int, list[tuple[datetime, bool]]] = defaultdict(list)
     # Event time order, so that within the batch too the latest statement wins.
     timeline = sorted(
         zip(messages, message_traits, profile_ids, fresh, strict=True),
@@ -235,10 +268,10 @@ def _update_profiles(
     for message, traits, profile_id, is_fresh in timeline:
         profile = profiles[profile_id]
         at = message.timestamp or received_at
-        earliest.setdefault(profile_id, at)
         profile.last_seen_at = max(at, profile.last_seen_at or at)
         if not is_fresh:
             continue
+        new_events[profile_id].append((at, message.type in PAGE_TYPES))
         if message.type == "identify" and traits:
             apply_identify(states[profile_id], traits, at)
             fields |= {"traits", "trait_times"}
@@ -252,7 +285,7 @@ def _update_profiles(
                 profile.consent = Profile.Consent.GRANTED if granted else Profile.Consent.DENIED
                 profile.consent_updated_at = at
                 fields |= {"consent", "consent_updated_at"}
-    for profile_id, change in rebuild_sessions_of(since_by_profile=earliest).items():
+    for profile_id, change in fold_into_sessions(events_by_profile=new_events).items():
         profile = profiles[profile_id]
         profile.session_count += change.sessions
         profile.time_on_site_seconds = max(0.0, profile.time_on_site_seconds + change.seconds)
@@ -260,7 +293,7 @@ def _update_profiles(
     for profile_id, state in states.items():
         profiles[profile_id].traits = state.traits
         profiles[profile_id].trait_times = state.times
-    Profile.objects.bulk_update(list(profiles.values()), sorted(fields))
+    update_rows(Profile, list(profiles.values()), sorted(fields))
 
 
 def track_server_event(

@@ -1,22 +1,26 @@
 """Sessions derived from events: a new one after SESSION_TIMEOUT_MINUTES of inactivity.
 
-Late events can land inside an old session or bridge two, so after new events
-arrive a profile's sessions are rebuilt from the earliest new event on (minus one
-timeout), never patched in place. A batch rebuilds every profile it touched with
-a fixed number of queries (:func:`rebuild_sessions_of`) and returns what changed,
-which the caller adds to the profile's totals (session count, time on site,
-pages) in its own profile update.
+A session is a maximal run of a profile's events with no gap over the timeout.
+New events are folded into the stored sessions (:func:`fold_into_sessions`): an
+event joins every session it lies within one timeout of, so a late event can
+extend a session or bridge two into one, and the result is the same as deriving
+the sessions from all events again; the events themselves are never read back.
+A batch folds every profile it touched with a fixed number of queries and gets
+back what changed, which the caller adds to the profile's totals (session count,
+time on site, pages) in its own profile update. After a merge, whose moved
+sessions may overlap, :func:`rebuild_sessions` derives them from the events.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 
+from personalize.bulk import insert_rows, update_rows
 from personalize.models import Event, Profile, Session
 
 PAGE_TYPES = frozenset({Event.Type.PAGE.value, Event.Type.SCREEN.value})
@@ -38,6 +42,91 @@ class SessionTotals:
         self.sessions += sign
         self.seconds += sign * session.duration_seconds
         self.pages += sign * session.pages
+
+
+@dataclass
+class _Run:
+    """Sessions and new events being merged into one session."""
+
+    started_at: datetime
+    ended_at: datetime
+    events: int
+    pages: int
+    stored: list[Session]
+    new_events: int = 0
+
+
+def fold_into_sessions(
+    *, events_by_profile: Mapping[int, Sequence[tuple[datetime, bool]]]
+) -> dict[int, SessionTotals]:
+    """Fold each profile's new events, ``(timestamp, is_page)``, into its sessions.
+
+    Three queries whatever the number of profiles: read the stored sessions the
+    new events can reach, then update the ones that grew, delete the ones that
+    merged into another, and insert the new ones. Returns each profile's change
+    in totals.
+    """
+    new = {pid: sorted(events) for pid, events in events_by_profile.items() if events}
+    if not new:
+        return {}
+    timeout = _timeout()
+    reach = {pid: (events[0][0] - timeout, events[-1][0] + timeout) for pid, events in new.items()}
+    stored: dict[int, list[Session]] = defaultdict(list)
+    for session in Session.objects.filter(
+        profile_id__in=sorted(new),
+        ended_at__gte=min(low for low, _ in reach.values()),
+        started_at__lte=max(high for _, high in reach.values()),
+    ).only("id", "profile_id", "started_at", "ended_at", "events", "pages"):
+        low, high = reach[session.profile_id]
+        if session.ended_at >= low and session.started_at <= high:
+            stored[session.profile_id].append(session)
+
+    changes = {pid: SessionTotals() for pid in new}
+    grown: list[Session] = []
+    merged_away: list[int] = []
+    created: list[Session] = []
+    for profile_id, events in new.items():
+        # Stored sessions are already maximal runs: only a new event can join two.
+        items: list[tuple[datetime, datetime, int, int, Session | None]] = [
+            (s.started_at, s.ended_at, s.events, s.pages, s) for s in stored[profile_id]
+        ]
+        items += [(at, at, 1, int(is_page), None) for at, is_page in events]
+        items.sort(key=lambda item: item[0])
+        runs: list[_Run] = []
+        for started_at, ended_at, count, pages, reached in items:
+            run = runs[-1] if runs else None
+            if run is None or started_at - run.ended_at > timeout:
+                run = _Run(started_at, ended_at, 0, 0, [])
+                runs.append(run)
+            run.ended_at = max(run.ended_at, ended_at)
+            run.events += count
+            run.pages += pages
+            if reached is None:
+                run.new_events += 1
+            else:
+                run.stored.append(reached)
+        change = changes[profile_id]
+        for run in runs:
+            if not run.new_events:
+                continue  # a stored session no new event reached
+            for old in run.stored:
+                change.add(old, sign=-1)
+            if run.stored:
+                keep, *others = run.stored
+                merged_away += [other.pk for other in others]
+            else:
+                keep = Session(profile_id=profile_id)
+                created.append(keep)
+            keep.started_at, keep.ended_at = run.started_at, run.ended_at
+            keep.events, keep.pages = run.events, run.pages
+            change.add(keep)
+            if run.stored:
+                grown.append(keep)
+    if merged_away:
+        Session.objects.filter(pk__in=merged_away).delete()
+    update_rows(Session, grown, ["started_at", "ended_at", "events", "pages"])
+    insert_rows(Session, created)
+    return changes
 
 
 def rebuild_sessions_of(*, since_by_profile: Mapping[int, datetime]) -> dict[int, SessionTotals]:

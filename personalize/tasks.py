@@ -10,7 +10,9 @@ from personalize import partitions, quality, retention
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
 def purge_expired_events() -> int:
-    return retention.purge_expired_events()
+    purged = retention.purge_expired_events()
+    retention.purge_expired_quality_counts()
+    return purged
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)

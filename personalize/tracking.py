@@ -16,6 +16,8 @@ from typing import Any
 
 from django.utils.dateparse import parse_datetime
 
+from personalize.codec import NUL_MESSAGE, encode_json, has_nul, nul_path
+
 MESSAGE_TYPES = ("track", "page", "screen", "identify", "group", "alias")
 MAX_EVENT_BYTES = 32 * 1024
 MAX_NAME_LENGTH = 255
@@ -149,6 +151,15 @@ def with_ip(
     if not raw:
         return context
     return {**context, "ip": raw if keep_full_ip else anonymize_ip(raw)}
+
+
+def encode_message(raw: Any) -> bytes:
+    """A message as compact JSON (its size is checked on this); MessageError naming
+    the field if it holds a NUL, which PostgreSQL cannot store."""
+    encoded = encode_json(raw)
+    if has_nul(encoded):
+        raise MessageError(nul_path(raw) or "message", NUL_MESSAGE)
+    return encoded
 
 
 def parse_message(

@@ -279,6 +279,15 @@ def segment_members(*, segment_id: int) -> QuerySet[Membership]:
     )
 
 
+def open_memberships_of(*, profile_id: int) -> list[tuple[int, int, str, str, bool]]:
+    """The profile's open memberships: (segment id, membership id, slug, kind, active)."""
+    return list(
+        Membership.objects.filter(profile_id=profile_id, exited_at__isnull=True).values_list(
+            "segment_id", "id", "segment__slug", "segment__kind", "segment__is_active"
+        )
+    )
+
+
 def current_segment_ids(*, profile_id: int | None) -> frozenset[int]:
     if profile_id is None:
         return frozenset()

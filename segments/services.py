@@ -205,6 +205,10 @@ def request_score_recompute(*, score: Score) -> None:
 # --- recompute ------------------------------------------------------------------------
 
 
+# Profiles per recompute task (see _enqueue_recomputes).
+RECOMPUTE_TASK_PROFILES = 50
+
+
 def request_recompute(
     *, profile_ids: Iterable[int], inputs: Mapping[int, ChangedInputs] | None = None
 ) -> None:
@@ -239,8 +243,8 @@ def request_recompute(
         record_pending_inputs(
             inputs={pid: (inputs or {}).get(pid) for pid in waiting},
         )
-    for profile_id in claimed:
-        transaction.on_commit(partial(_enqueue_recompute, profile_id))
+    if claimed:
+        transaction.on_commit(partial(_enqueue_recomputes, claimed))
 
 
 def record_pending_inputs(*, inputs: Mapping[int, ChangedInputs | None]) -> None:
@@ -283,21 +287,29 @@ def record_pending_inputs(*, inputs: Mapping[int, ChangedInputs | None]) -> None
     )
 
 
-def _enqueue_recompute(profile_id: int) -> None:
-    """Queue the recompute; never fail the caller, whose events are already committed.
+def _enqueue_recomputes(profile_ids: list[int]) -> None:
+    """Queue the recomputes, a list of profiles per task; never fail the caller,
+    whose events are already committed.
 
-    The request stays recorded on the profile (``recompute_requested_at``): if the
-    broker is down, or an eager recompute fails, the scheduled sweep picks the
-    profile up once the request is stale. That column is our outbox.
+    One broker message per ``RECOMPUTE_TASK_PROFILES`` profiles, not per profile:
+    a 500-event batch names a few hundred profiles, and publishing each alone
+    cost the request more than storing its events. Several workers still share
+    a burst, a list each.
+
+    The request stays recorded on each profile (``recompute_requested_at``): if
+    the broker is down, or an eager recompute fails, the scheduled sweep picks
+    the profile up once the request is stale. That column is our outbox.
     """
-    from segments.tasks import recompute_profile
+    from segments.tasks import recompute_profiles
 
-    try:
-        recompute_profile.delay(profile_id)
-    except Exception:
-        logger.exception(
-            "could not queue the recompute of profile %s; the sweep will retry", profile_id
-        )
+    for offset in range(0, len(profile_ids), RECOMPUTE_TASK_PROFILES):
+        chunk = profile_ids[offset : offset + RECOMPUTE_TASK_PROFILES]
+        try:
+            recompute_profiles.delay(chunk)
+        except Exception:
+            logger.exception(
+                "could not queue the recompute of %d profiles; the sweep will retry", len(chunk)
+            )
 
 
 def recompute_profile(*, profile_id: int, now: datetime | None = None) -> MembershipChange:
@@ -327,8 +339,21 @@ def recompute_profile(*, profile_id: int, now: datetime | None = None) -> Member
         segments, scores, full = _to_evaluate(profile, state, definitions, now)
         plan = definitions.plan_for(segments, scores)
         snapshot = selectors.snapshot_for_plan(profile=profile, plan=plan, now=now)
-        # Static segments are constants for this profile (listed or not), never evaluated.
-        static_rules = static_rules_for_profile(profile_id=profile_id)
+        # Its open memberships, with their segments: rule-based ones may change below;
+        # each active static one it is listed in is a constant rule that holds (a static
+        # segment it is not in is unknown to the engine: it has no members). One query.
+        open_memberships: dict[int, int] = {}
+        slug_of: dict[int, str] = {}
+        static_rules: dict[str, Rule] = {}
+        for segment_id, membership_id, slug, kind, is_active in selectors.open_memberships_of(
+            profile_id=profile_id
+        ):
+            if kind == SegmentKind.STATIC:
+                if is_active:
+                    static_rules[slug] = LISTED
+            else:
+                open_memberships[segment_id] = membership_id
+                slug_of[segment_id] = slug
         rules_by_slug = {**definitions.rules_by_slug, **static_rules}
         scores_by_slug = definitions.scores_by_slug
         results: dict[int, Evaluation] = {
@@ -344,11 +369,6 @@ def recompute_profile(*, profile_id: int, now: datetime | None = None) -> Member
         if score_results:
             _store_scores(profile_id=profile_id, results=score_results, now=now, prune=full)
 
-        open_memberships = dict(
-            Membership.objects.filter(profile_id=profile_id, exited_at__isnull=True)
-            .exclude(segment__kind=SegmentKind.STATIC)
-            .values_list("segment_id", "id")
-        )
         entered = [d for d in segments if results[d.id].matched and d.id not in open_memberships]
         evaluated_ids = set(results)
         active_ids = {d.id for d in definitions.segments}
@@ -418,17 +438,13 @@ def recompute_profile(*, profile_id: int, now: datetime | None = None) -> Member
             ],
         )
 
-        slug_of = {d.id: d.slug for d in definitions.segments}
-        exited_slugs = sorted(_segment_slugs(exited_ids, slug_of))
+        slug_of.update((d.id, d.slug) for d in entered)
         current_ids = (set(open_memberships) - set(exited_ids)) | {d.id for d in entered}
         change = MembershipChange(
             profile_id=profile_id,
             entered=sorted(d.slug for d in entered),
-            exited=exited_slugs,
-            current=sorted(
-                _segment_slugs(sorted(current_ids), slug_of)
-                + [slug for slug, rule in static_rules.items() if rule is LISTED]
-            ),
+            exited=sorted(slug_of[i] for i in exited_ids),
+            current=sorted([slug_of[i] for i in current_ids] + list(static_rules)),
             next_evaluation_at=next_evaluation_at,
         )
         if change.changed:
@@ -475,15 +491,6 @@ def _next_changes(
         else:
             found[key] = moment.isoformat()
     return found
-
-
-def _segment_slugs(segment_ids: list[int], known: Mapping[int, str]) -> list[str]:
-    """Slugs of these segments: active ones from the definitions, others from the table."""
-    unknown = [i for i in segment_ids if i not in known]
-    extra = (
-        dict(Segment.objects.filter(pk__in=unknown).values_list("id", "slug")) if unknown else {}
-    )
-    return [known.get(i) or extra[i] for i in segment_ids if i in known or i in extra]
 
 
 def _store_scores(

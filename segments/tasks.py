@@ -24,6 +24,23 @@ def recompute_profile(profile_id: int) -> list[str]:
     return change.current
 
 
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=8,
+)
+def recompute_profiles(profile_ids: list[int]) -> dict[int, list[str]]:
+    """The recomputes an ingest batch requested; each profile's segments after it.
+    A retry re-runs the profiles done before the failure too: recompute_profile
+    is idempotent."""
+    return {
+        profile_id: services.recompute_profile(profile_id=profile_id).current
+        for profile_id in profile_ids
+    }
+
+
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
 def recompute_segment(segment_id: int) -> int:
     return services.recompute_segment(segment_id=segment_id).members

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeGuard
 
-from segments.rules.evaluate import CONTEXT_PATHS, MICROS_PER_SECOND
+from segments.rules.evaluate import CONTEXT_PATHS, MICROS_PER_SECOND, compare
 from segments.rules.tree import (
     Aggregate,
     And,
@@ -97,14 +97,38 @@ def compile_rule(
         raise ValueError(f"no SQL compiler for database vendor {vendor!r}")
     compiler = _Compiler(now=now, segments=segments, vendor=vendor, scores=scores or {})
     compiler.static_segments = static_segments or {}
-    where = compiler.predicate(rule, ())
+    where = compiler.node(rule, ())
+    # A leaf the rule cannot hold without (a count it needs >= 1 of, a sequence that
+    # must have happened) drives the query: only its profiles are read, as a
+    # hand-written query would, instead of every profile joined to every leaf. Each
+    # of its ids is a profile's (the events' foreign key), and one row per profile.
+    anchor = next((name for name in compiler.cte_names if name in where.needs), None)
     parts: list[str] = []
     if compiler.ctes:
         parts.append("WITH " + ",\n".join(compiler.ctes))
-    parts.append(f"SELECT p.id FROM {PROFILE_TABLE} p")
-    parts.extend(compiler.joins)
-    parts.append(f"WHERE {where}")
+    if anchor is None:
+        parts.append(f"SELECT p.id FROM {PROFILE_TABLE} p")
+        profile_id = "p.id"
+    else:
+        parts.append(f"SELECT {anchor}.pid FROM {anchor}")
+        profile_id = f"{anchor}.pid"
+        if compiler.reads_profile:
+            parts.append(f"JOIN {PROFILE_TABLE} p ON p.id = {profile_id}")
+    for name in compiler.cte_names:
+        if name != anchor:
+            join = "JOIN" if name in where.needs else "LEFT JOIN"
+            parts.append(f"{join} {name} ON {name}.pid = {profile_id}")
+    parts.append(f"WHERE {where.sql}")
     return compiler.finish("\n".join(parts))
+
+
+@dataclass(frozen=True)
+class _Predicate:
+    """A boolean SQL expression, and the leaves (CTE names) without a row in which
+    it cannot be TRUE."""
+
+    sql: str
+    needs: frozenset[str] = frozenset()
 
 
 def _micros(moment: datetime) -> int:
@@ -131,7 +155,9 @@ class _Compiler:
         self.pg = vendor == "postgresql"
         self.float_type = "double precision" if self.pg else "REAL"
         self.ctes: list[str] = []
-        self.joins: list[str] = []
+        self.cte_names: list[str] = []
+        # Whether the query reads the profile row itself (traits, static lists).
+        self.reads_profile = False
         self._params: list[SqlParam] = []
 
     # --- parameters -------------------------------------------------------------
@@ -180,19 +206,32 @@ class _Compiler:
 
     def predicate(self, rule: Rule, stack: tuple[str, ...]) -> str:
         """A boolean expression over ``p`` that is TRUE or FALSE, never NULL."""
+        return self.node(rule, stack).sql
+
+    def node(self, rule: Rule, stack: tuple[str, ...]) -> _Predicate:
+        """``predicate`` with the leaves it needs a row of."""
         if isinstance(rule, And):
             if not rule.rules:
-                return "(1 = 1)"
-            return "(" + " AND ".join(self.predicate(r, stack) for r in rule.rules) + ")"
+                return _Predicate("(1 = 1)")
+            parts = [self.node(r, stack) for r in rule.rules]
+            return _Predicate(
+                "(" + " AND ".join(part.sql for part in parts) + ")",
+                frozenset().union(*(part.needs for part in parts)),
+            )
         if isinstance(rule, Or):
             if not rule.rules:
-                return "(1 = 0)"
-            return "(" + " OR ".join(self.predicate(r, stack) for r in rule.rules) + ")"
+                return _Predicate("(1 = 0)")
+            parts = [self.node(r, stack) for r in rule.rules]
+            return _Predicate(
+                "(" + " OR ".join(part.sql for part in parts) + ")",
+                frozenset.intersection(*(part.needs for part in parts)),
+            )
         if isinstance(rule, Not):
-            return f"(NOT {self.predicate(rule.rule, stack)})"
+            return _Predicate(f"(NOT {self.predicate(rule.rule, stack)})")
         if isinstance(rule, TraitCondition):
-            return _never_null(
-                self.compare(_Slot(self, "p.traits", rule.path), rule.op, rule.value)
+            self.reads_profile = True
+            return _Predicate(
+                _never_null(self.compare(_Slot(self, "p.traits", rule.path), rule.op, rule.value))
             )
         if isinstance(rule, Aggregate):
             return self.aggregate(rule)
@@ -200,19 +239,21 @@ class _Compiler:
             return self.recency(rule)
         if isinstance(rule, Sequence):
             return self.sequence(rule)
+        if isinstance(rule, InSegment):
+            return self.in_segment(rule, stack)
         if isinstance(rule, SessionAggregate):
             actual = self.measure(rule.measure)
-            return _never_null(
-                f"{actual} IS NOT NULL AND "
-                + self.compare_number(actual, rule.op, rule.value, floating=True)
+            return _Predicate(
+                _never_null(
+                    f"{actual} IS NOT NULL AND "
+                    + self.compare_number(actual, rule.op, rule.value, floating=True)
+                )
             )
         if isinstance(rule, Trend):
-            return self.trend(rule)
+            return _Predicate(self.trend(rule))
         if isinstance(rule, ContextCondition):
-            return self.context(rule)
-        if isinstance(rule, ScoreCondition):
-            return self.score(rule, stack)
-        return self.in_segment(rule, stack)
+            return _Predicate(self.context(rule))
+        return _Predicate(self.score(rule, stack))
 
     # --- sessions, trends, context and scores --------------------------------------------
 
@@ -347,25 +388,28 @@ class _Compiler:
             total = f"({total} + CASE WHEN {holds} THEN {points} ELSE {self.double('0')} END)"
         return _never_null(self.compare_number(total, rule.op, rule.value, floating=True))
 
-    def in_segment(self, rule: InSegment, stack: tuple[str, ...]) -> str:
+    def in_segment(self, rule: InSegment, stack: tuple[str, ...]) -> _Predicate:
         static_id = self.static_segments.get(rule.slug)
         if static_id is not None:
+            self.reads_profile = True
             listed = (
                 f"(p.id IN (SELECT sm.profile_id FROM {MEMBERSHIP_TABLE} sm"
                 f" WHERE sm.segment_id = {self.param(static_id)} AND sm.exited_at IS NULL))"
             )
-            return listed if rule.member else f"(NOT {listed})"
+            return _Predicate(listed if rule.member else f"(NOT {listed})")
         target = self.segments.get(rule.slug)
         if target is None or rule.slug in stack:
             # An unknown (or, defensively, cyclic) segment has no members.
-            return "(1 = 0)" if rule.member else "(1 = 1)"
-        inside = self.predicate(target, (*stack, rule.slug))
-        return inside if rule.member else f"(NOT {inside})"
+            return _Predicate("(1 = 0)" if rule.member else "(1 = 1)")
+        inside = self.node(target, (*stack, rule.slug))
+        return inside if rule.member else _Predicate(f"(NOT {inside.sql})")
 
     def join_cte(self, body: str) -> str:
+        """A leaf's CTE (one row per profile, ``pid``), joined to the profile by
+        ``compile_rule``; returns its name."""
         name = f"leaf_{len(self.ctes)}"
         self.ctes.append(f"{name} AS (\n{body}\n)")
-        self.joins.append(f"LEFT JOIN {name} ON {name}.pid = p.id")
+        self.cte_names.append(name)
         return name
 
     # --- events ----------------------------------------------------------------------
@@ -407,8 +451,13 @@ class _Compiler:
         else:
             assert prop is not None
             slot = self.event_slot("e", prop)
-            if fn == "distinct":
-                value = f"COUNT(DISTINCT {slot.float_value()}) + COUNT(DISTINCT {slot.other_key()})"
+            if fn == "distinct" and self.pg:
+                value = f"COUNT(DISTINCT {slot.distinct_key()})"
+            elif fn == "distinct":
+                value = (
+                    f"COUNT(DISTINCT {slot.sqlite_float_value()})"
+                    f" + COUNT(DISTINCT {slot.sqlite_other_key()})"
+                )
             elif fn == "avg":
                 # In floating point like the evaluator (fsum / len), not exact numeric.
                 number = slot.number()
@@ -420,7 +469,7 @@ class _Compiler:
             f"WHERE {' AND '.join(where)}\nGROUP BY e.profile_id"
         )
 
-    def aggregate(self, rule: Aggregate) -> str:
+    def aggregate(self, rule: Aggregate) -> _Predicate:
         name = self.join_cte(
             self.event_aggregate_body(rule.fn, rule.matcher, rule.property, rule.window)
         )
@@ -428,11 +477,17 @@ class _Compiler:
         if rule.fn in {"count", "sum", "distinct"}:
             # Over no events (no row, or no numbers for sum) these are 0.
             actual = f"COALESCE({actual}, 0)"
-        return _never_null(
-            f"{actual} IS NOT NULL AND {self.compare_number(actual, rule.op, rule.value, floating=rule.fn == 'avg')}"
+            holds_without_events = compare(0.0, rule.op, rule.value)
+        else:
+            holds_without_events = False  # no value: every comparison is false
+        return _Predicate(
+            _never_null(
+                f"{actual} IS NOT NULL AND {self.compare_number(actual, rule.op, rule.value, floating=rule.fn == 'avg')}"
+            ),
+            frozenset() if holds_without_events else frozenset({name}),
         )
 
-    def recency(self, rule: Recency) -> str:
+    def recency(self, rule: Recency) -> _Predicate:
         ts = self.ts("e")
         where = [*self.matches("e", rule.matcher), f"{ts} <= {self.moment(self.now)}"]
         name = self.join_cte(
@@ -442,9 +497,12 @@ class _Compiler:
         # now - last <op> age  <=>  last <mirrored op> now - age
         mirrored = {"gt": "<", "gte": "<=", "lt": ">", "lte": ">="}[rule.op]
         bound = self.moment(self.now - rule.age)
-        return _never_null(f"{name}.last IS NOT NULL AND {name}.last {mirrored} {bound}")
+        return _Predicate(
+            _never_null(f"{name}.last IS NOT NULL AND {name}.last {mirrored} {bound}"),
+            frozenset({name}),
+        )
 
-    def sequence(self, rule: Sequence) -> str:
+    def sequence(self, rule: Sequence) -> _Predicate:
         first_ts, then_ts = self.ts("f"), self.ts("t")
         deadline = self.plus(first_ts, rule.within)
         then_where = [
@@ -465,7 +523,7 @@ class _Compiler:
         name = self.join_cte(
             f"SELECT DISTINCT f.profile_id AS pid FROM {EVENT_TABLE} f\nWHERE {' AND '.join(where)}"
         )
-        return f"({name}.pid IS NOT NULL)"
+        return _Predicate(f"({name}.pid IS NOT NULL)", frozenset({name}))
 
     # --- comparisons -------------------------------------------------------------------
 
@@ -557,6 +615,8 @@ class _Compiler:
         if _is_number(expected):
             return f"{slot.number()} = {self.number(expected)}"
         if isinstance(expected, str):
+            if self.pg:
+                return slot.is_string(expected)
             return f"{slot.string()} = {self.text(expected)}"
         # None matches nothing present; a list never equals a scalar rule value.
         return "1 = 0"
@@ -637,7 +697,12 @@ class _Slot:
         return f"{json_function}({self.doc}, {self._sqlite_path()})"
 
     def _pg_text(self) -> str:
-        return f"({self._pg_value()} #>> '{{}}')"
+        """The value as text (a string unquoted), NULL when absent or JSON null."""
+        if not self.path:
+            return f"({self.doc} #>> '{{}}')"
+        # ``->>`` on the parent reads the member as text in one step (no jsonb first).
+        parent = _Slot(self.c, self.doc, self.path[:-1])._pg_value()
+        return f"({parent} ->> CAST({self.c.param(self.path[-1])} AS text))"
 
     # --- typed views --------------------------------------------------------------------
 
@@ -647,27 +712,36 @@ class _Slot:
     def number(self) -> str:
         """The value when it is a JSON number, else NULL."""
         if self.c.pg:
+            # jsonb casts a number straight to numeric (the same value as its text).
             return (
-                f"(CASE WHEN {self.type()} = 'number' THEN CAST({self._pg_text()} AS numeric) END)"
+                f"(CASE WHEN {self.type()} = 'number' THEN CAST({self._pg_value()} AS numeric) END)"
             )
         return f"(CASE WHEN {self.type()} IN ('integer', 'real') THEN {self.raw()} END)"
 
-    def float_value(self) -> str:
-        """The value as a float when a number (distinct counts numbers numerically)."""
-        if self.c.pg:
-            return f"(CASE WHEN {self.type()} = 'number' THEN CAST({self._pg_text()} AS double precision) END)"
+    def distinct_key(self) -> str:
+        """PostgreSQL: one text key per distinct value, for a single ``COUNT(DISTINCT)``.
+
+        A number by the bytes of its double (equal doubles, equal keys; jsonb holds no
+        -0 or NaN), any other present value by its type and text; NULL when absent:
+        the evaluator's ``_distinct_key``. One distinct count sorts each group once,
+        and the simple ``CASE`` reads the type once.
+        """
+        text = self._pg_text()
+        number = f"encode(float8send(CAST({self._pg_value()} AS double precision)), 'hex')"
+        branches = [f"WHEN 'number' THEN 'number:' || {number}"] + [
+            f"WHEN '{kind}' THEN '{kind}:' || {text}"
+            for kind in ("string", "boolean", "array", "object")
+        ]
+        return f"(CASE {self.type()} {' '.join(branches)} END)"
+
+    def sqlite_float_value(self) -> str:
+        """SQLite: the value as a float when a number (distinct counts numbers numerically)."""
         return (
             f"(CASE WHEN {self.type()} IN ('integer', 'real') THEN CAST({self.raw()} AS REAL) END)"
         )
 
-    def other_key(self) -> str:
-        """A typed text key for values that are present and not numbers, else NULL."""
-        if self.c.pg:
-            kind = self.type()
-            return (
-                f"(CASE WHEN {kind} IN ('string', 'boolean', 'array', 'object')"
-                f" THEN {kind} || ':' || {self._pg_text()} END)"
-            )
+    def sqlite_other_key(self) -> str:
+        """SQLite: a typed text key for values that are present and not numbers, else NULL."""
         kind = self.type()
         return (
             f"(CASE WHEN {kind} IN ('text', 'true', 'false', 'array', 'object')"
@@ -683,8 +757,14 @@ class _Slot:
     def is_bool(self, value: bool) -> str:
         literal = "'true'" if value else "'false'"
         if self.c.pg:
-            return f"({self.type()} = 'boolean' AND {self._pg_text()} = {literal})"
+            return f"({self._pg_value()} = CAST({literal} AS jsonb))"
         return f"({self.type()} = {literal})"
+
+    def is_string(self, value: str) -> str:
+        """PostgreSQL: the value is the JSON string ``value``: its text is ``value`` (read
+        with ``->>``, cheaper than comparing jsonb) and it is a string (checked only
+        for the rows whose text matched)."""
+        return f"({self._pg_text()} = {self.c.text(value)} AND {self.type()} = 'string')"
 
     def empty(self) -> str:
         if self.c.pg:

@@ -27,8 +27,8 @@ from tests.e2e.conftest import (
 pytestmark = pytest.mark.stack
 
 RECOMPUTE_SUCCEEDED = re.compile(
-    r"Task segments\.tasks\.recompute_profile\[[0-9a-f-]{36}\] succeeded in [0-9.e-]+s: "
-    r"\['engaged-shoppers'\]"
+    r"Task segments\.tasks\.recompute_profiles\[[0-9a-f-]{36}\] succeeded in [0-9.e-]+s: "
+    r"\{[0-9]+: \['engaged-shoppers'\]\}"
 )
 PUSH_SECONDS = 15
 IDLE_SECONDS = 8

@@ -133,3 +133,30 @@ def test_the_same_row_always_gets_the_same_message_id(tmp_path: Path) -> None:
 
     assert list(Event.objects.values_list("message_id", flat=True)) == first
     assert first[0].startswith("import-")
+
+
+@pytest.mark.django_db
+def test_a_row_holding_a_nul_or_nan_is_rejected_and_the_other_rows_are_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    export = tmp_path / "events.jsonl"
+    good = {"type": "track", "event": "ok", "userId": "u-1", "messageId": "m-1"}
+    nul = {**good, "messageId": "m-2", "properties": {"note": "a\u0000b"}}
+    export.write_text(
+        "\n".join(
+            [
+                json.dumps(good),
+                json.dumps(nul),
+                '{"type": "track", "event": "ok", "userId": "u-1", "properties": {"v": NaN}}',
+            ]
+        )
+    )
+
+    call_command("import_events", str(export), "--source", "crm")
+    out = capsys.readouterr().out
+
+    assert "3 rows: 1 stored, 0 already there, 2 rejected" in out
+    assert "row 2: properties.note: must not contain the NUL character (\\u0000)" in out
+    assert "row 3: message: line 3 is not valid JSON" in out
+    assert list(Event.objects.values_list("message_id", flat=True)) == ["m-1"]
+    assert RejectedEvent.objects.count() == 2

@@ -5,8 +5,13 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from personalize.models import Profile, Session, Source
+from personalize.sessions import fold_into_sessions
+from tests.factories import ProfileFactory
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -100,3 +105,47 @@ def test_a_late_event_that_splits_nothing_keeps_totals_exact_across_batches() ->
         4,
         45 * 60,
     )
+
+
+def _derived(events: list[tuple[int, bool]], timeout: int) -> list[tuple[int, int, int, int]]:
+    """Sessions straight from the definition: sort, cut where a gap exceeds the timeout."""
+    sessions: list[list[int]] = []
+    for minute, is_page in sorted(events):
+        if not sessions or minute - sessions[-1][1] > timeout:
+            sessions.append([minute, minute, 0, 0])
+        sessions[-1][1] = minute
+        sessions[-1][2] += 1
+        sessions[-1][3] += int(is_page)
+    return [(start, end, count, pages) for start, end, count, pages in sessions]
+
+
+@pytest.mark.django_db
+@hypothesis_settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    batches=st.lists(
+        # Five-minute steps: gaps of exactly one timeout (30 minutes) come up often.
+        st.lists(
+            st.tuples(st.integers(0, 60).map(lambda n: n * 5), st.booleans()),
+            min_size=1,
+            max_size=6,
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_folding_batches_in_any_order_gives_the_sessions_of_all_events_at_once(
+    batches: list[list[tuple[int, bool]]],
+) -> None:
+    Session.objects.all().delete()  # examples share the test's transaction
+    profile = ProfileFactory.create()
+    for batch in batches:  # each batch arrives late or early, in any order
+        fold_into_sessions(
+            events_by_profile={
+                profile.pk: [(T0 + timedelta(minutes=m), is_page) for m, is_page in batch]
+            }
+        )
+
+    expected = _derived([event for batch in batches for event in batch], timeout=30)
+    assert _sessions() == expected

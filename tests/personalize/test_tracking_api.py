@@ -12,7 +12,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from personalize.models import Event, Identity, Profile, Source
+from personalize.models import Event, Identity, Profile, RejectedEvent, Source
 from tests.factories import IdentityFactory, ProfileFactory, SourceFactory
 
 
@@ -512,3 +512,89 @@ def test_the_full_ip_is_kept_when_configured(settings: Any) -> None:
         content_type="application/json",
     )
     assert Event.objects.get(source=source).context["ip"] == "203.0.113.77"
+
+
+def _batch_with_literal(source: Source, literal: str) -> str:
+    """A batch whose one property is ``literal`` as written (json.dumps could not)."""
+    batch = {"type": "track", "event": "x", "anonymousId": "a", "properties": {"value": "@"}}
+    body = json.dumps({"writeKey": source.write_key, "batch": [batch]})
+    return body.replace('"@"', literal)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json_and_get_400(
+    client: Client, source: Source, constant: str
+) -> None:
+    body = _batch_with_literal(source, constant)
+
+    response = client.post("/v1/batch", data=body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_json"
+    assert Event.objects.count() == 0
+
+
+def test_integers_beyond_64_bits_are_json_and_kept(client: Client, source: Source) -> None:
+    big = 2**70
+    body = _batch_with_literal(source, str(big))
+
+    response = client.post("/v1/batch", data=body, content_type="application/json")
+
+    assert response.status_code == 200
+    assert Event.objects.get().properties == {"value": big}
+
+
+def test_a_nul_character_rejects_only_its_message_naming_the_field_and_quarantines_it(
+    client: Client, source: Source
+) -> None:
+    response = _post(
+        client,
+        "/v1/batch",
+        {
+            "writeKey": source.write_key,
+            "batch": [
+                {"type": "track", "event": "ok", "anonymousId": "a", "messageId": "m-1"},
+                {
+                    "type": "track",
+                    "event": "bad",
+                    "anonymousId": "a",
+                    "messageId": "m-2",
+                    "properties": {"items": [{"note": "a\u0000b"}]},
+                },
+            ],
+        },
+    )
+
+    assert response.status_code == 200
+    assert response.json()["rejected"] == [
+        {
+            "index": 1,
+            "field": "properties.items[0].note",
+            "message": "must not contain the NUL character (\\u0000)",
+        }
+    ]
+    assert list(Event.objects.values_list("message_id", flat=True)) == ["m-1"]
+    kept = RejectedEvent.objects.get()
+    assert kept.payload["properties"] == {"items": [{"note": "a\ufffdb"}]}
+    assert kept.field == "properties.items[0].note"
+
+
+def test_a_nul_character_in_the_batch_context_is_400_naming_it(
+    client: Client, source: Source
+) -> None:
+    response = _post(
+        client,
+        "/v1/batch",
+        {
+            "writeKey": source.write_key,
+            "context": {"page": {"title": "\u0000"}},
+            "batch": [{"type": "track", "event": "ok", "anonymousId": "a"}],
+        },
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "invalid_batch",
+        "message": "context.page.title: must not contain the NUL character (\\u0000)",
+    }
+    assert Event.objects.count() == 0

@@ -17,7 +17,7 @@ def test_events_are_kept_and_the_request_recorded_when_the_broker_refuses_the_ta
     def broker_down(*args: object, **kwargs: object) -> None:
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(tasks.recompute_profile, "delay", broker_down)
+    monkeypatch.setattr(tasks.recompute_profiles, "delay", broker_down)
     SegmentFactory.create(slug="viewers")  # reads product_viewed
     source = Source.objects.create(name="site")
 
@@ -48,8 +48,8 @@ def test_events_are_kept_and_the_request_recorded_when_the_broker_refuses_the_ta
 def test_only_events_a_segment_reads_queue_a_recompute(
     monkeypatch: pytest.MonkeyPatch, event: str, queued: int
 ) -> None:
-    calls: list[int] = []
-    monkeypatch.setattr(tasks.recompute_profile, "delay", calls.append)
+    calls: list[list[int]] = []
+    monkeypatch.setattr(tasks.recompute_profiles, "delay", calls.append)
     SegmentFactory.create(slug="viewers")  # reads product_viewed only
     source = Source.objects.create(name="site")
     # A new profile's first batch is always evaluated in full ("never bought" holds

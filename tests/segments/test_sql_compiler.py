@@ -475,6 +475,46 @@ def test_it_keeps_microseconds_at_the_end_of_a_second(
     assert (profile.id in reference_ids(rule, {}, now)) is expected
 
 
+DRIVING_CASES: list[tuple[str, Rule, bool]] = [
+    ("a count of at least one", Aggregate("count", PURCHASE, "gte", 1, window=LAST_48H), True),
+    ("a count below one", Aggregate("count", PURCHASE, "lt", 1, window=LAST_48H), False),
+    ("a maximum", Aggregate("max", PURCHASE, "lt", 5, ("amount",)), True),
+    ("a count under not", Not(Aggregate("count", PURCHASE, "gte", 1)), False),
+    ("one side of an or", Or((Aggregate("count", PURCHASE, "gte", 1), trait("n", "eq", 1))), False),
+    (
+        "one side of an and",
+        And((Aggregate("count", PURCHASE, "gte", 1), trait("n", "eq", 1))),
+        True,
+    ),
+    ("a recency", Recency(PURCHASE, "gt", H), True),
+    ("a segment needing purchases", InSegment("buyers"), True),
+    ("not in a segment needing purchases", InSegment("buyers", member=False), False),
+]
+
+
+@pytest.mark.parametrize(
+    ("rule", "driven"), [(r, d) for _, r, d in DRIVING_CASES], ids=[c[0] for c in DRIVING_CASES]
+)
+def test_a_rule_that_cannot_hold_without_events_reads_only_the_profiles_that_have_them(
+    member_ids: MemberIds, rule: Rule, driven: bool
+) -> None:
+    # The compiled SQL starts from the leaf's rows (as hand-written SQL would) instead
+    # of joining every profile, and selects the same profiles either way.
+    ids = build_world()
+    labels = {pid: label for label, pid in ids.items()}
+    segments = {**SEGMENTS, "buyers": Aggregate("count", PURCHASE, "gte", 1)}
+    for vendor in ("sqlite", "postgresql"):
+        query = compile_rule(rule, now=T0, segments=segments, vendor=vendor)
+        assert query.sql.startswith("WITH leaf_0")
+        assert ("SELECT leaf_0.pid FROM leaf_0" in query.sql) is driven
+
+    selected = member_ids(rule, segments, T0)
+
+    assert {labels[pid] for pid in selected} == {
+        labels[pid] for pid in reference_ids(rule, segments, T0)
+    }
+
+
 def test_it_passes_values_as_parameters() -> None:
     rule = trait("s", "eq", "x'); DROP TABLE personalize_profile; --")
     vendors: list[Vendor] = ["sqlite", "postgresql"]
