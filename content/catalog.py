@@ -5,8 +5,9 @@ targeting, variants and slot capacities, and the segments' slugs and names. The
 catalog holds them, built in one go (five queries) with the non-template bodies
 already sanitized, and is reused across requests until the content changes.
 
-Freshness: a version stamp lives in Django's cache (Redis on the production stack,
-so every process and worker shares it). Any write to a block, variant, slot,
+Freshness: a version stamp (``config.stamps``) lives in Django's cache (Redis on
+the production stack, so every process and worker shares it; each process hears
+of bumps over Redis pub/sub instead of reading the stamp per request). Any write to a block, variant, slot,
 segment or block targeting bumps it, at once and again when the transaction
 commits (``content.signals``; ``Block``/``BlockVariant``/``Slot`` querysets bump
 on ``update``/``delete``/``bulk_*`` too). Every read compares the stamp with the
@@ -24,18 +25,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.core.cache import DEFAULT_CACHE_ALIAS, BaseCache, caches
-from django.db import models, transaction
-from django.db.models import QuerySet, Value
+from django.db import models
+from django.db.models import Value
 from django.http import HttpRequest
 
+from config import stamps
+from config.stamps import StampBumpingQuerySet
 from content.rendering import sanitize_html
 from content.selection import Candidate, VariantOption
 
@@ -47,85 +48,32 @@ _Model = TypeVar("_Model", bound=models.Model)
 
 # --- the version stamp ------------------------------------------------------------------------
 
-_stamp_cache: BaseCache | None = None
 
-
-def _cache() -> BaseCache:
-    """The cache holding the stamp: one backend for the process.
-
-    ``django.core.cache.cache`` is a new backend object per thread and async context,
-    so under ASGI each request would open (and drop) its own Redis connection, which
-    costs as much as the database query; redis-py's connection pool is thread-safe.
-    """
-    global _stamp_cache
-    if _stamp_cache is None:
-        _stamp_cache = caches.create_connection(DEFAULT_CACHE_ALIAS)
-    return _stamp_cache
-
-
-def _new_version() -> str:
-    return uuid.uuid4().hex
-
-
-def _bump() -> None:
+def _forget_local() -> None:
     global _current
-    _current = None  # this process needs no round trip to notice its own write
-    try:
-        _cache().set(VERSION_KEY, _new_version(), timeout=None)
-    except Exception:
-        # The write itself succeeded; readers fall back to rebuilding (see shared_version).
-        logger.exception("could not bump the content catalog version")
+    _current = None  # this process rebuilds at once, whatever the stamp says
 
 
 def catalog_changed() -> None:
-    """Content that selection reads has changed: every process rebuilds its catalog.
-
-    Bumped now (this transaction's own reads, and tests, which never commit) and
-    again after commit: a process that rebuilt from the not yet committed state
-    in between rebuilds once more.
-    """
-    _bump()
-    transaction.on_commit(_bump)
+    """Content that selection reads has changed: every process rebuilds its catalog
+    (the stamp is bumped now and again after commit, ``config.stamps.bump``)."""
+    _forget_local()
+    stamps.bump(VERSION_KEY)
 
 
 def shared_version() -> str:
-    """The current stamp; a fresh one if the cache lost it; a unique one (rebuild) if the
-    cache cannot be reached, so a cache outage costs speed, never freshness."""
-    try:
-        stamps = _cache()
-        version = stamps.get(VERSION_KEY)
-        if version is None:
-            stamps.add(VERSION_KEY, _new_version(), timeout=None)
-            version = stamps.get(VERSION_KEY)
-    except Exception:
-        logger.warning("content catalog version unavailable: rebuilding", exc_info=True)
-        return f"unavailable-{_new_version()}"
-    return str(version)
+    """The catalog's current stamp: no round trip on Redis while subscribed to bumps;
+    a unique one (rebuild) if the cache cannot be reached, so a cache outage costs
+    speed, never freshness."""
+    return stamps.current(VERSION_KEY)
 
 
-class CatalogChangingQuerySet(QuerySet[_Model]):
+class CatalogChangingQuerySet(StampBumpingQuerySet[_Model]):
     """For the models the catalog is built from: bulk writes bump its version too
     (they send no ``post_save``/``post_delete`` per row)."""
 
-    def update(self, **kwargs: Any) -> int:
-        updated = super().update(**kwargs)
+    def rows_changed(self) -> None:
         catalog_changed()
-        return updated
-
-    def delete(self) -> tuple[int, dict[str, int]]:
-        deleted = super().delete()
-        catalog_changed()
-        return deleted
-
-    def bulk_create(self, *args: Any, **kwargs: Any) -> list[_Model]:
-        created = super().bulk_create(*args, **kwargs)
-        catalog_changed()
-        return created
-
-    def bulk_update(self, *args: Any, **kwargs: Any) -> int:
-        updated = super().bulk_update(*args, **kwargs)
-        catalog_changed()
-        return updated
 
 
 # --- the catalog ----------------------------------------------------------------------------

@@ -31,7 +31,7 @@ import math
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -130,7 +130,7 @@ def record_impressions(
         batches=[
             {
                 "profile_id": profile_id,
-                "impressions": [asdict(item) for item in impressions],
+                "impressions": [item.properties() for item in impressions],
                 "anonymous_id": anonymous_id,
                 "user_id": user_id,
                 "path": path,
@@ -265,7 +265,9 @@ atexit.register(_buffer.flush)
 def _record_safely(
     *, impressions: Iterable[Impression], now: datetime | None = None, **kwargs: Any
 ) -> int:
-    items = [asdict(item) for item in impressions]
+    # Plain dicts of the fields (dataclasses.asdict deep-copies each value: a tenth of
+    # a block API request).
+    items = [item.properties() for item in impressions]
     if items:
         _buffer.add({"impressions": items, "now": (now or timezone.now()).isoformat(), **kwargs})
     return len(items)

@@ -16,6 +16,12 @@ class PersonalizeConfig(AppConfig):
         from personalize import live
 
         live.connect()
+        # Web processes keep our pages' write key (personalize.selectors): a saved or
+        # deleted source bumps its stamp (update() and the bulk writes bump in SourceQuerySet).
+        from config.stamps import bump_on_save_and_delete
+        from personalize.models import SOURCES_STAMP, Source
+
+        bump_on_save_and_delete(Source, SOURCES_STAMP)
         # Every deploy's migrate makes sure partitions exist ahead (PostgreSQL).
         post_migrate.connect(_create_event_partitions, sender=self)
 

@@ -6,11 +6,19 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from config.stamps import StampBumpingQuerySet
 from personalize.plans import validate_tracking_plan
+
+# Bumped by every write to sources: web processes keep our pages' write key.
+SOURCES_STAMP = "personalize:sources"
 
 
 def new_write_key() -> str:
     return secrets.token_urlsafe(24)
+
+
+class SourceQuerySet(StampBumpingQuerySet["Source"]):
+    bumps = (SOURCES_STAMP,)
 
 
 class Source(models.Model):
@@ -51,6 +59,9 @@ class Source(models.Model):
         default=Unplanned.ALLOW,
         help_text="What happens to track events the plan does not name (only with a plan).",
     )
+
+    # Bulk writes (a key rotated with update()) bump the stamp too.
+    objects = SourceQuerySet.as_manager()
 
     def __str__(self) -> str:
         return self.name

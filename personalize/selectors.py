@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from personalize.models import Event, Identity, Profile, Source
+from config.stamps import ProcessCache
+from personalize.models import SOURCES_STAMP, Event, Identity, Profile, Source
 from personalize.visitors import Visitor
 
 _REQUEST_CACHE = "_p13n_profile_id"
@@ -52,10 +53,19 @@ def source_by_write_key(write_key: str) -> Source | None:
     return Source.objects.filter(write_key=write_key).first()
 
 
+# Every page embeds it: kept per process until a source is written (a rotated key
+# is embedded by the next page in every process).
+_web_write_keys: ProcessCache[str] = ProcessCache(SOURCES_STAMP, max_age_seconds=60)
+
+
 def web_source_write_key(name: str) -> str:
     """The write key our own pages embed for the JS snippet (created on first use)."""
-    source, _ = Source.objects.get_or_create(name=name)
-    return source.write_key
+
+    def load() -> str:
+        source, _ = Source.objects.get_or_create(name=name)
+        return source.write_key
+
+    return _web_write_keys.get(name, load)
 
 
 def profile_by_id_value(*, kind: str, value: str) -> Profile | None:

@@ -12,3 +12,9 @@ class ShopConfig(AppConfig):
         profile_merging.connect(move_shop_rows, dispatch_uid="shop.move_shop_rows")
         profile_exporting.connect(export_shop_rows, dispatch_uid="shop.export_shop_rows")
         profile_erasing.connect(erase_shop_rows, dispatch_uid="shop.erase_shop_rows")
+        # Web processes keep the featured products (shop.selectors).
+        from config.stamps import bump_on_save_and_delete
+        from shop.models import PRODUCTS_STAMP, Category, Product
+
+        bump_on_save_and_delete(Product, PRODUCTS_STAMP)
+        bump_on_save_and_delete(Category, PRODUCTS_STAMP)

@@ -7,12 +7,26 @@ from decimal import Decimal
 from django.db import models
 from django.utils import timezone
 
+from config.stamps import StampBumpingQuerySet
 from personalize.models import Profile
+
+# Bumped by every write to products and categories: web processes keep the featured ones.
+PRODUCTS_STAMP = "shop:products"
+
+
+class CategoryQuerySet(StampBumpingQuerySet["Category"]):
+    bumps = (PRODUCTS_STAMP,)
+
+
+class ProductQuerySet(StampBumpingQuerySet["Product"]):
+    bumps = (PRODUCTS_STAMP,)
 
 
 class Category(models.Model):
     name = models.CharField(max_length=100)
     slug = models.SlugField(unique=True)
+
+    objects = CategoryQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -30,6 +44,8 @@ class Product(models.Model):
     description = models.TextField(blank=True)
     # A colour standing in for the product's picture (the demo ships no images).
     color = models.CharField(max_length=7, default="#888888")
+
+    objects = ProductQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

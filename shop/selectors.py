@@ -2,11 +2,19 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from shop.models import CartLine, Category, Product
+from config.stamps import ProcessCache
+from shop.models import PRODUCTS_STAMP, CartLine, Category, Product
+
+# The homepage shows them to everyone: kept per process until a product or category
+# is written. The instances are shared by the process's threads: read them only.
+_featured: ProcessCache[tuple[Product, ...]] = ProcessCache(PRODUCTS_STAMP, max_age_seconds=60)
 
 
 def featured_products(limit: int = 6) -> list[Product]:
-    return list(Product.objects.select_related("category").order_by("id")[:limit])
+    def load() -> tuple[Product, ...]:
+        return tuple(Product.objects.select_related("category").order_by("id")[:limit])
+
+    return list(_featured.get(limit, load))
 
 
 def product_list(*, category_slug: str | None = None) -> QuerySet[Product]:

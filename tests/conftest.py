@@ -13,7 +13,10 @@ def demo_data(db: None) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_published_catalog() -> None:
     """Each test starts from its own rows: the previous test's were rolled back
-    without a commit, so no version bump told this process's catalog."""
+    without a commit, so no version bump told this process's catalog (nor the
+    write key and featured products it keeps)."""
+    from config.stamps import ProcessCache
     from content.catalog import forget_published_catalog
 
     forget_published_catalog()
+    ProcessCache.forget_all()
