@@ -543,9 +543,13 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[Browser]:
-    """Debian's Chromium driven by Playwright (never a downloaded browser)."""
+    """Debian's Chromium driven by Playwright (never a downloaded browser).
+
+    Closed when the e2e tests are done: while open, Playwright's sync API keeps an
+    event loop running in the main thread, and tests after them that call
+    ``async_to_sync`` from that thread (as Celery tasks and views do) would fail."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (see .ci/run)")
     playwright: Playwright
