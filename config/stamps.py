@@ -49,6 +49,7 @@ RESUBSCRIBE_SECONDS = 5.0
 # Waiting longer than this for Redis to confirm a subscription counts as a failure.
 SUBSCRIBE_TIMEOUT_SECONDS = 2.0
 HEALTH_CHECK_SECONDS = 10
+SUBSCRIBER_NAME = "p13n-stamps"
 
 _V = TypeVar("_V")
 _Model = TypeVar("_Model", bound=models.Model)
@@ -58,8 +59,8 @@ def _new_version() -> str:
     return uuid.uuid4().hex
 
 
-class _Stamps:
-    """This process's view of the shared stamps (one instance per process)."""
+class SharedStamps:
+    """A process's view of the shared stamps (the module keeps one per process)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -73,7 +74,7 @@ class _Stamps:
         self._epoch = 0
         self._known: dict[str, str] = {}
         self._subscribing = False
-        self._next_attempt = 0.0
+        self._last_attempt = float("-inf")
 
     # --- the cache ------------------------------------------------------------------
 
@@ -141,10 +142,11 @@ class _Stamps:
         """Subscribe if due, outside the lock (other threads read the cache meanwhile)."""
         url = self._redis_url()
         with self._lock:
-            if url is None or self._subscribing or time.monotonic() < self._next_attempt:
+            due = time.monotonic() - self._last_attempt >= RESUBSCRIBE_SECONDS
+            if url is None or self._subscribing or not due:
                 return
             self._subscribing = True
-            self._next_attempt = time.monotonic() + RESUBSCRIBE_SECONDS
+            self._last_attempt = time.monotonic()
         pubsub = None
         try:
             from redis import Redis
@@ -160,6 +162,8 @@ class _Stamps:
                 retry=Retry(NoBackoff(), 0),
                 # A PING now and then, so a connection that died quietly is noticed.
                 health_check_interval=HEALTH_CHECK_SECONDS,
+                # Named, so an operator (and a test) can find it in CLIENT LIST.
+                client_name=SUBSCRIBER_NAME,
             )
             pubsub = subscriber.pubsub()
             pubsub.subscribe(channel)
@@ -197,6 +201,8 @@ class _Stamps:
                     return known
             if epoch is None:
                 self._maybe_subscribe()
+                with self._lock:
+                    epoch = self._drain()
             version = self._read(name)
             if epoch is not None:
                 with self._lock:
@@ -231,7 +237,7 @@ class _Stamps:
             self._known.clear()
 
 
-_stamps = _Stamps()
+_stamps = SharedStamps()
 
 
 def current(name: str) -> str:

@@ -88,7 +88,7 @@ class BlockForm(forms.ModelForm):
 class BlockVariantForm(forms.ModelForm):
     class Meta:
         model = BlockVariant
-        fields = ("key", "weight", "title", "body", "data")
+        fields: tuple[str, ...] = ("key", "weight", "title", "body", "data")
         widgets = {
             "body": forms.Textarea(attrs={"rows": 4, "cols": 60, "style": "font-family: monospace"})
         }
@@ -127,6 +127,53 @@ class BlockVariantInline(admin.TabularInline[BlockVariant, Block]):
     form = BlockVariantForm
     formset = BlockVariantFormSet
     extra = 0
+    # Each variant's own page has its history (and revert).
+    show_change_link = True
+
+
+class BlockVariantAdminForm(BlockVariantForm):
+    """One variant on its own page (and a revert from its history): the checks of the
+    block page's variant rows, against the block's other variants as saved."""
+
+    class Meta(BlockVariantForm.Meta):
+        fields: tuple[str, ...] = ("block", "key", "weight", "title", "body", "data")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        block: Block | None = cleaned.get("block")
+        if block is None:  # the field names the problem (e.g. a deleted block)
+            return cleaned
+        try:
+            cleaned["body"] = clean_variant_body(
+                cleaned.get("body") or "", is_template=block.is_template
+            )
+        except BlockTemplateError as exc:
+            self.add_error("body", f"template: {exc}")
+        weight = cleaned.get("weight")
+        if weight is not None:
+            others = block.variants.exclude(pk=self.instance.pk).values_list("weight", flat=True)
+            try:
+                check_variant_weights([*others, weight])
+            except InvalidBlock as exc:
+                self.add_error("weight", f"variants: {exc}")
+        return cleaned
+
+
+@admin.register(BlockVariant)
+class BlockVariantAdmin(SimpleHistoryAdmin):
+    """Variants are edited on their block's page; here each has its version history,
+    revert (through the same checks) and recovery after a delete."""
+
+    form = BlockVariantAdminForm
+    list_display = ("__str__", "block", "key", "weight")
+    list_select_related = ("block",)
+    search_fields = ("key", "block__key", "block__title")
+    autocomplete_fields = ("block",)
+
+    def save_model(self, request: HttpRequest, obj: BlockVariant, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # As block_variant_save: the block's own "last changed" follows its variants.
+        Block.objects.filter(pk=obj.block_id).update(updated_at=timezone.now())
 
 
 class StateFilter(admin.SimpleListFilter):

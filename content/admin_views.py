@@ -154,7 +154,7 @@ def _day_start(day: Any) -> datetime:
 
 @require_GET
 def audit_page(request: HttpRequest) -> HttpResponse:
-    """Who changed which block or segment, and what they changed; read-only."""
+    """Who changed which block, variant or segment, and what they changed; read-only."""
     readable = [
         name
         for name, model in AUDITED.items()

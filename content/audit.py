@@ -1,4 +1,4 @@
-"""The audit log: who changed which block or segment, when, and what changed.
+"""The audit log: who changed which block, block variant or segment, when, and what changed.
 
 Read from django-simple-history's records; each change is diffed against the
 record before it with ``diff_against``.
@@ -15,11 +15,15 @@ from typing import Any
 from django.db import models
 from django.db.models import OuterRef, Q, Subquery
 
-from content.models import Block
+from content.models import Block, BlockVariant
 from segments.models import Segment
 
 # What the audit log covers, by the name the admin filter uses.
-AUDITED: dict[str, type[models.Model]] = {"block": Block, "segment": Segment}
+AUDITED: dict[str, type[models.Model]] = {
+    "block": Block,
+    "variant": BlockVariant,
+    "segment": Segment,
+}
 # Bookkeeping, not an editor's change.
 IGNORED_FIELDS = ("updated_at",)
 CHANGE_TYPES = {"+": "created", "~": "changed", "-": "deleted"}

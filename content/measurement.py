@@ -273,8 +273,27 @@ def _record_safely(
     return len(items)
 
 
+# What the worker writes of an impression event, in the order of its rows.
+_IMPRESSION_COLUMNS = (
+    "source_id",
+    "profile_id",
+    "message_id",
+    "type",
+    "name",
+    "properties",
+    "context",
+    "anonymous_id",
+    "user_id",
+    "timestamp",
+    "received_at",
+    "violations",
+)
+
+
 def record_impression_batches(*, batches: list[dict[str, Any]]) -> int:
-    """The worker's side: many requests' impressions, one consent query, one INSERT."""
+    """The worker's side: many requests' impressions, one consent query, one ``COPY``
+    (``personalize.bulk.insert_values``: no model instances, as ingestion stores events)."""
+    from personalize.bulk import insert_values
     from personalize.services import server_source
     from segments.definitions import ChangedInputs
     from segments.selectors import segment_inputs
@@ -288,39 +307,43 @@ def record_impression_batches(*, batches: list[dict[str, Any]]) -> int:
         .exclude(consent=Profile.Consent.DENIED)
         .values_list("pk", flat=True)
     )
-    source = server_source()
-    rows: list[Event] = []
+    source_id = server_source().pk
+    rows: list[tuple[Any, ...]] = []
+    seen: set[int] = set()
     for batch in batches:
-        if batch["profile_id"] not in trackable:
+        profile_id = batch["profile_id"]
+        if profile_id not in trackable:
             continue
+        seen.add(profile_id)
         at = datetime.fromisoformat(batch["now"])
         context: dict[str, Any] = {"library": {"name": "p13n-server"}}
         if batch.get("path"):
             context["page"] = {"path": batch["path"]}
+        anonymous_id, user_id = batch.get("anonymous_id", ""), batch.get("user_id", "")
         rows.extend(
-            Event(
-                source=source,
-                profile_id=batch["profile_id"],
-                message_id=f"imp-{uuid.uuid4()}",
-                type=Event.Type.TRACK,
-                name=IMPRESSION_EVENT,
-                properties=Impression(**item).properties(),
-                context=context,
-                anonymous_id=batch.get("anonymous_id", ""),
-                user_id=batch.get("user_id", ""),
-                timestamp=at,
-                received_at=at,
+            (
+                source_id,
+                profile_id,
+                # Fresh ids no client can send again: no retry to de-duplicate, so these
+                # skip the message-id table ingestion claims ids in (docs/partitioning.md).
+                f"imp-{uuid.uuid4()}",
+                Event.Type.TRACK.value,
+                IMPRESSION_EVENT,
+                Impression(**item).properties(),
+                context,
+                anonymous_id,
+                user_id,
+                at,
+                at,
+                [],
             )
             for item in batch["impressions"]
         )
     if not rows:
         return 0
-    # Fresh ids no client can send again: no retry to de-duplicate, so these skip
-    # the message-id table ingestion claims ids in (docs/partitioning.md).
-    Event.objects.bulk_create(rows, batch_size=1000)
+    insert_values(Event, _IMPRESSION_COLUMNS, rows)
     # A segment may count impressions (a frequency cap): it must see these too.
     if IMPRESSION_EVENT in segment_inputs().event_names:
-        seen = {row.profile_id for row in rows}
         changed = ChangedInputs(event_names=frozenset({IMPRESSION_EVENT}))
         request_recompute(profile_ids=seen, inputs=dict.fromkeys(seen, changed))
     return len(rows)

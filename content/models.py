@@ -104,6 +104,9 @@ class BlockVariant(models.Model):
     # Sanitized HTML, or a template when the block is one (content.services.block_variant_save).
     body = models.TextField(blank=True, help_text="Empty: the block's body.")
     data = models.JSONField(default=dict, blank=True, help_text="Empty: the block's data.")
+    # Every save and delete, with who made it (admin history and revert, audit log);
+    # kept after the variant or its block is deleted.
+    history = HistoricalRecords()
 
     objects = CatalogChangingQuerySet.as_manager()
 
@@ -114,7 +117,11 @@ class BlockVariant(models.Model):
         ordering = ["block", "key"]
 
     def __str__(self) -> str:
-        return f"{self.block.key} / {self.key}"
+        try:
+            block = self.block.key
+        except Block.DoesNotExist:  # a historical version whose block was deleted since
+            block = f"block #{self.block_id}"
+        return f"{block} / {self.key}"
 
 
 class Slot(models.Model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,9 +43,11 @@ def active_static_segment_ids() -> dict[str, int]:
     )
 
 
+@functools.cache
 def _profile_and_segment_ids_sql() -> str:
     """The identities of a user id and an anonymous id, each joined to its profile's
-    open memberships (one row per membership, one with NULL for a profile in none)."""
+    open memberships (one row per membership, one with NULL for a profile in none).
+    Built once: on the block API's hot path, building it cost a quarter of the query."""
     quote = connection.ops.quote_name
     identity, membership = Identity._meta, Membership._meta
 
