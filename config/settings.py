@@ -171,6 +171,9 @@ EMBEDDED = REDIS_URL == ""
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "memory://")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=EMBEDDED)
+# With no worker, beat's schedule (CELERY_BEAT_SCHEDULE below) runs in each server
+# process on a thread of its own (config/lifespan.py).
+P13N_EMBEDDED_BEAT = env_bool("P13N_EMBEDDED_BEAT", default=CELERY_TASK_ALWAYS_EAGER)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -430,10 +433,15 @@ MEASUREMENT_WINDOW_HOURS = env_int("MEASUREMENT_WINDOW_HOURS", 7 * 24)
 # Below this many visitors in an arm (variant or control), no verdict is given.
 MEASUREMENT_MIN_VISITORS = env_int("MEASUREMENT_MIN_VISITORS", 100)
 
+LOGGERS: dict[str, dict[str, Any]] = {"django.channels.server": {"level": "WARNING"}}
+if P13N_EMBEDDED_BEAT:
+    # The embedded beat would log two lines per sweep (every SEGMENT_SWEEP_SECONDS)
+    # into the server's console; failures still show.
+    LOGGERS.update({"celery.beat": {"level": "WARNING"}, "celery.app.trace": {"level": "WARNING"}})
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    "loggers": LOGGERS,
 }

@@ -12,6 +12,8 @@ EMBEDDED = True
 REDIS_URL = ""
 CELERY_BROKER_URL = "memory://"
 CELERY_TASK_ALWAYS_EAGER = True
+# Tests drive no ASGI lifespan; the ones about the embedded beat turn it on.
+P13N_EMBEDDED_BEAT = False
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {

@@ -16,6 +16,7 @@ from django.http import HttpRequest
 from personalize.models import Event, Identity, Profile, Session
 from personalize.selectors import remember_profile_id_for_request
 from personalize.visitors import Visitor
+from segments import profile_rows
 from segments.definitions import (
     ChangedInputs,
     Definitions,
@@ -211,10 +212,7 @@ def profile_snapshot(
     sessions: list[SessionRecord] | None = None,
 ) -> ProfileSnapshot:
     """The profile's traits and the events the rules can see, oldest first (ties by id)."""
-    events = Event.objects.filter(profile=profile, name__in=list(event_names))
-    if since is not None:
-        events = events.filter(timestamp__gt=since)
-    found = dict(_record(row) for row in events.values_list(*_EVENT_FIELDS))
+    found = dict(profile_rows.events(profile_id=profile.pk, names=event_names, since=since))
     found.update(extra_events or {})
     ordered = sorted(found.items(), key=lambda item: (item[1].timestamp, item[0]))
     return ProfileSnapshot(
@@ -279,15 +277,6 @@ def segment_members(*, segment_id: int) -> QuerySet[Membership]:
         .select_related("profile")
         .prefetch_related("profile__identities")
         .order_by("entered_at", "id")
-    )
-
-
-def open_memberships_of(*, profile_id: int) -> list[tuple[int, int, str, str, bool]]:
-    """The profile's open memberships: (segment id, membership id, slug, kind, active)."""
-    return list(
-        Membership.objects.filter(profile_id=profile_id, exited_at__isnull=True).values_list(
-            "segment_id", "id", "segment__slug", "segment__kind", "segment__is_active"
-        )
     )
 
 

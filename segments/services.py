@@ -15,7 +15,7 @@ from django.db.models import Exists, Max, Min, OuterRef, Q
 from django.utils import timezone
 
 from personalize.models import Event, Profile
-from segments import selectors
+from segments import profile_rows, selectors
 from segments.definitions import (
     ChangedInputs,
     Definitions,
@@ -325,35 +325,29 @@ def recompute_profile(*, profile_id: int, now: datetime | None = None) -> Member
     """
     definitions = current_definitions()
     with transaction.atomic():
-        profile = (
-            Profile.objects.select_for_update(of=("self",))
-            .select_related("evaluation")
-            .filter(pk=profile_id)
-            .first()
-        )
-        if profile is None:
+        locked = profile_rows.lock_profile(profile_id)
+        if locked is None:
             return MembershipChange(profile_id=profile_id)
         # "now" is read under the profile lock, so no event committed before it is missed.
         now = now or timezone.now()
-        state = _evaluation_of(profile)
-        segments, scores, full = _to_evaluate(profile, state, definitions, now)
+        segments, scores, full = _to_evaluate(locked, definitions, now)
         plan = definitions.plan_for(segments, scores)
-        snapshot = selectors.snapshot_for_plan(profile=profile, plan=plan, now=now)
+        snapshot = selectors.snapshot_for_plan(
+            profile=Profile(pk=profile_id, traits=locked.traits), plan=plan, now=now
+        )
         # Its open memberships, with their segments: rule-based ones may change below;
         # each active static one it is listed in is a constant rule that holds (a static
-        # segment it is not in is unknown to the engine: it has no members). One query.
+        # segment it is not in is unknown to the engine: it has no members).
         open_memberships: dict[int, int] = {}
         slug_of: dict[int, str] = {}
         static_rules: dict[str, Rule] = {}
-        for segment_id, membership_id, slug, kind, is_active in selectors.open_memberships_of(
-            profile_id=profile_id
-        ):
-            if kind == SegmentKind.STATIC:
-                if is_active:
-                    static_rules[slug] = LISTED
+        for membership in locked.memberships:
+            if membership.kind == SegmentKind.STATIC:
+                if membership.segment_active:
+                    static_rules[membership.slug] = LISTED
             else:
-                open_memberships[segment_id] = membership_id
-                slug_of[segment_id] = slug
+                open_memberships[membership.segment_id] = membership.id
+                slug_of[membership.segment_id] = membership.slug
         rules_by_slug = {**definitions.rules_by_slug, **static_rules}
         scores_by_slug = definitions.scores_by_slug
         results: dict[int, Evaluation] = {
@@ -391,51 +385,31 @@ def recompute_profile(*, profile_id: int, now: datetime | None = None) -> Member
                 )
             )
 
-        if entered:
-            Membership.objects.bulk_create(
-                Membership(
-                    profile_id=profile_id,
-                    segment_id=d.id,
-                    entered_at=now,
-                    entry_reason=reasons(d.id),
+        profile_rows.open_memberships_insert(
+            profile_id=profile_id, reasons={d.id: reasons(d.id) for d in entered}, now=now
+        )
+        profile_rows.close_memberships(
+            reasons=[
+                (
+                    open_memberships[segment_id],
+                    reasons(segment_id) if segment_id in evaluated_ids else [],
                 )
-                for d in entered
-            )
-        exited_rows = [
-            Membership(
-                id=open_memberships[segment_id],
-                exited_at=now,
-                exit_reason=reasons(segment_id) if segment_id in evaluated_ids else [],
-            )
-            for segment_id in exited_ids
-        ]
-        if exited_rows:
-            Membership.objects.bulk_update(exited_rows, ["exited_at", "exit_reason"])
-
+                for segment_id in exited_ids
+            ],
+            now=now,
+        )
         next_changes = _next_changes(
-            kept={} if full else state.next_changes,
+            kept={} if full else locked.next_changes,
             segments=results,
             scores=score_results,
         )
         moments = [datetime.fromisoformat(value) for value in next_changes.values()]
         next_evaluation_at = min(moments) if moments else None
-        Profile.objects.filter(pk=profile_id).update(
-            recompute_requested_at=None, next_evaluation_at=next_evaluation_at
-        )
-        state.next_changes = next_changes
-        state.definitions_version = definitions.version
-        state.pending_events, state.pending_traits, state.pending_all = [], False, False
-        ProfileEvaluation.objects.bulk_create(
-            [state],
-            update_conflicts=True,
-            unique_fields=["profile"],
-            update_fields=[
-                "pending_events",
-                "pending_traits",
-                "pending_all",
-                "next_changes",
-                "definitions_version",
-            ],
+        profile_rows.record_evaluation(
+            profile_id=profile_id,
+            next_evaluation_at=next_evaluation_at,
+            next_changes=next_changes,
+            definitions_version=definitions.version,
         )
 
         slug_of.update((d.id, d.slug) for d in entered)
@@ -452,22 +426,15 @@ def recompute_profile(*, profile_id: int, now: datetime | None = None) -> Member
     return change
 
 
-def _evaluation_of(profile: Profile) -> ProfileEvaluation:
-    try:
-        return profile.evaluation
-    except ProfileEvaluation.DoesNotExist:
-        return ProfileEvaluation(profile_id=profile.pk)
-
-
 def _to_evaluate(
-    profile: Profile, state: ProfileEvaluation, definitions: Definitions, now: datetime
+    profile: profile_rows.ProfileForRecompute, definitions: Definitions, now: datetime
 ) -> tuple[list[SegmentDefinition], list[ScoreRow], bool]:
     """The segments and scores to evaluate, and whether that is all of them."""
-    known_reason = not state.pending_all and (state.pending_events or state.pending_traits)
+    known_reason = not profile.pending_all and (profile.pending_events or profile.pending_traits)
     due = profile.next_evaluation_at is not None and profile.next_evaluation_at <= now
-    if known_reason and not due and state.definitions_version == definitions.version:
+    if known_reason and not due and profile.definitions_version == definitions.version:
         inputs = ChangedInputs(
-            event_names=frozenset(state.pending_events), traits=state.pending_traits
+            event_names=frozenset(profile.pending_events), traits=profile.pending_traits
         )
         segments, scores = definitions.affected(inputs)
         return segments, scores, False
