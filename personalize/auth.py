@@ -16,7 +16,8 @@ class ServerKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
-        header = request.headers.get("Authorization", "")
+        # META, not request.headers: that builds a dict of every header, for one.
+        header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header.startswith(f"{self.keyword} "):
             return None
         api_key = api_key_check(header[len(self.keyword) + 1 :].strip())
