@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from django import forms
 from django.conf import settings
@@ -48,60 +48,101 @@ from segments.static import StaticSegmentError, static_segment_freeze, static_se
 MEMBERS_PER_PAGE = 50
 
 
-class SegmentForm(forms.ModelForm):
-    rule_text = forms.CharField(
-        label="Rule (text)",
+_MONOSPACE = {"cols": 90, "style": "font-family: monospace"}
+
+
+def _text_field(label: str, *, rows: int, help_text: str) -> forms.CharField:
+    return forms.CharField(
+        label=label,
         required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 90, "style": "font-family: monospace"}),
-        help_text=(
-            "e.g. count(product_viewed, last 48h) >= 3 and sum(order_completed.revenue, last 30d) > 500. "
-            "Edit either this or the JSON below; a changed text wins."
-        ),
+        widget=forms.Textarea(attrs={"rows": rows, **_MONOSPACE}),
+        help_text=f"{help_text} Edit either this or the JSON below; a changed text wins.",
     )
+
+
+def _json_widget(*, rows: int) -> forms.Textarea:
+    return forms.Textarea(attrs={"rows": rows, **_MONOSPACE})
+
+
+class _TextOrJsonForm(forms.ModelForm):
+    """A model form whose JSON rule field (``json_field``) editors may also write in the
+    text form (``text_field``): either one is enough, a changed text wins, and the value
+    is validated (references, cycles) and stored in its canonical JSON."""
+
+    json_field: ClassVar[str]
+    text_field: ClassVar[str]
+    # JSON → text, text → JSON (both raise RuleError), and the service's validation
+    # (called with ``slug`` and the value under ``json_field``'s name).
+    to_text: Callable[[Any], str]
+    from_text: Callable[[str], Any]
+    validator: Callable[..., Any]
+
+    def keeps_stored_value(self) -> bool:
+        """Whether the stored JSON is not editable here (it is kept as it is)."""
+        return False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # One of the two forms is enough: clean() checks that the rule is there.
-        if "rule" in self.fields:
-            self.fields["rule"].required = False
-        if self.instance.pk and self.instance.rule:
+        # One of the two forms is enough: clean() checks that the value is there.
+        if self.json_field in self.fields:
+            self.fields[self.json_field].required = False
+        stored = getattr(self.instance, self.json_field, None)
+        if self.instance.pk and stored:
             try:
-                self.initial["rule_text"] = json_to_text(self.instance.rule)
+                self.initial[self.text_field] = self.to_text(stored)
             except RuleError:
-                self.initial["rule_text"] = ""
+                self.initial[self.text_field] = ""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        if self.keeps_stored_value():
+            cleaned[self.json_field] = getattr(self.instance, self.json_field)
+            return cleaned
+        slug = cleaned.get("slug")
+        text = (cleaned.get(self.text_field) or "").strip()
+        if text and text != (self.initial.get(self.text_field) or "").strip():
+            try:
+                cleaned[self.json_field] = self.from_text(text)
+            except RuleError as exc:
+                self.add_error(self.text_field, f"{exc.path}: {exc.reason}")
+                return cleaned
+        if not text and not cleaned.get(self.json_field):
+            self.add_error(self.json_field, f"write the {self.json_field}, as text or as JSON")
+            return cleaned
+        if slug and self.json_field in cleaned:
+            try:
+                value = {self.json_field: cleaned[self.json_field]}
+                cleaned[self.json_field] = self.validator(slug=slug, **value)
+            except RuleError as exc:
+                self.add_error(self.json_field, f"{exc.path}: {exc.reason}")
+        return cleaned
+
+
+class SegmentForm(_TextOrJsonForm):
+    json_field = "rule"
+    text_field = "rule_text"
+    rule_text = _text_field(
+        "Rule (text)",
+        rows=3,
+        help_text=(
+            "e.g. count(product_viewed, last 48h) >= 3 and sum(order_completed.revenue, last 30d)"
+            " > 500."
+        ),
+    )
 
     class Meta:
         model = Segment
         fields = ("name", "slug", "description", "rule", "is_active")
-        widgets = {
-            "rule": forms.Textarea(
-                attrs={"rows": 16, "cols": 90, "style": "font-family: monospace"}
-            )
-        }
+        widgets = {"rule": _json_widget(rows=16)}
 
-    def clean(self) -> dict[str, Any]:
-        cleaned: dict[str, Any] = super().clean() or {}
-        if self.instance.pk and self.instance.kind == SegmentKind.STATIC:
-            # A list, not a rule: only its name, description and activity change here.
-            cleaned["rule"] = self.instance.rule
-            return cleaned
-        slug = cleaned.get("slug")
-        text = (cleaned.get("rule_text") or "").strip()
-        if text and text != (self.initial.get("rule_text") or "").strip():
-            try:
-                cleaned["rule"] = text_to_json(text)
-            except RuleError as exc:
-                self.add_error("rule_text", f"{exc.path}: {exc.reason}")
-                return cleaned
-        if not text and not cleaned.get("rule"):
-            self.add_error("rule", "write the rule, as text or as JSON")
-            return cleaned
-        if slug and "rule" in cleaned:
-            try:
-                cleaned["rule"] = validate_segment_rule(slug=slug, rule=cleaned["rule"])
-            except RuleError as exc:
-                self.add_error("rule", f"{exc.path}: {exc.reason}")
-        return cleaned
+    to_text = staticmethod(json_to_text)
+    from_text = staticmethod(text_to_json)
+    validator = staticmethod(validate_segment_rule)
+
+    def keeps_stored_value(self) -> bool:
+        # A static segment is a list, not a rule: only its name, description and
+        # activity change here.
+        return bool(self.instance.pk) and self.instance.kind == SegmentKind.STATIC
 
 
 class StaticImportForm(forms.Form):
@@ -480,57 +521,26 @@ class MembershipAdmin(admin.ModelAdmin[Membership]):
         return False
 
 
-class ScoreForm(forms.ModelForm):
-    criteria_text = forms.CharField(
-        label="Criteria (text)",
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 6, "cols": 90, "style": "font-family: monospace"}),
+class ScoreForm(_TextOrJsonForm):
+    json_field = "criteria"
+    text_field = "criteria_text"
+    criteria_text = _text_field(
+        "Criteria (text)",
+        rows=6,
         help_text=(
             "One criterion per line: points, a colon, a rule. e.g. "
-            "10: count(email_opened, last 30d) >= 1. Edit either this or the JSON below; "
-            "a changed text wins."
+            "10: count(email_opened, last 30d) >= 1."
         ),
     )
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["criteria"].required = False
-        if self.instance.pk and self.instance.criteria:
-            try:
-                self.initial["criteria_text"] = criteria_to_text(self.instance.criteria)
-            except RuleError:
-                self.initial["criteria_text"] = ""
 
     class Meta:
         model = Score
         fields = ("name", "slug", "description", "criteria", "is_active")
-        widgets = {
-            "criteria": forms.Textarea(
-                attrs={"rows": 12, "cols": 90, "style": "font-family: monospace"}
-            )
-        }
+        widgets = {"criteria": _json_widget(rows=12)}
 
-    def clean(self) -> dict[str, Any]:
-        cleaned: dict[str, Any] = super().clean() or {}
-        slug = cleaned.get("slug")
-        text = (cleaned.get("criteria_text") or "").strip()
-        if text and text != (self.initial.get("criteria_text") or "").strip():
-            try:
-                cleaned["criteria"] = criteria_from_text(text)
-            except RuleError as exc:
-                self.add_error("criteria_text", f"{exc.path}: {exc.reason}")
-                return cleaned
-        if not text and not cleaned.get("criteria"):
-            self.add_error("criteria", "write the criteria, as text or as JSON")
-            return cleaned
-        if slug and "criteria" in cleaned:
-            try:
-                cleaned["criteria"] = validate_score_criteria(
-                    slug=slug, criteria=cleaned["criteria"]
-                )
-            except RuleError as exc:
-                self.add_error("criteria", f"{exc.path}: {exc.reason}")
-        return cleaned
+    to_text = staticmethod(criteria_to_text)
+    from_text = staticmethod(criteria_from_text)
+    validator = staticmethod(validate_score_criteria)
 
 
 @admin.register(Score)

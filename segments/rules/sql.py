@@ -4,7 +4,10 @@
 that matches the rule at ``now``; it agrees with the reference evaluator
 (``evaluate.py``) row for row. Each Aggregate, Recency and Sequence leaf becomes a CTE
 grouped by profile and LEFT JOINed to the profiles, so the database does the work in
-a few scans instead of a loop over profiles.
+a few scans instead of a loop over profiles. When the rule cannot hold for a profile
+without a row in some leaf (``count(...) >= 1``, a sequence that must have
+happened), the query starts from that leaf instead, as hand-written SQL would, and
+reads the profiles table only if the rule looks at traits.
 
 Rules the SQL follows so it means what ``compare()`` means:
 
