@@ -3,7 +3,8 @@
 orjson decodes and encodes a 500-event batch several times faster than the
 standard library, which mattered once the database work per batch had shrunk to
 a few statements. The standard library stays as the fallback for the one thing
-JSON allows and orjson refuses: integers beyond 64 bits (jsonb stores them).
+JSON allows and orjson does not keep: integers beyond 64 bits (jsonb stores them;
+orjson refuses to encode them and decodes them as floats).
 
 PostgreSQL cannot store the NUL character (``\\u0000``) in text or jsonb, and
 ``NaN``/``Infinity`` are not JSON: a message carrying them is rejected with
@@ -13,6 +14,7 @@ the field named (a 400 per message, not a failed batch and never a 500).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
@@ -31,12 +33,18 @@ def _refuse_constant(name: str) -> Any:
     raise InvalidJson(f"{name} is not a JSON value")
 
 
+# A run of 20 digits may be an integer beyond 64 bits, which orjson would decode
+# as a float, losing digits; a document holding one takes the standard library.
+_LONG_DIGITS = re.compile(rb"[0-9]{20}")
+
+
 def decode_json(raw: bytes) -> Any:
     """The document in ``raw``; :class:`InvalidJson` if it is not valid JSON (UTF-8)."""
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        pass
+    if not _LONG_DIGITS.search(raw):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
     try:
         value = json.loads(raw, parse_constant=_refuse_constant)
         # Lone surrogates ("\ud800") decode in Python but are not Unicode text.
