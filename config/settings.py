@@ -198,6 +198,12 @@ SEGMENT_SWEEP_SECONDS = env_int("SEGMENT_SWEEP_SECONDS", 2)
 # A recompute request not picked up by a worker within this long (broker down,
 # worker crashed) is re-run by the sweep.
 SEGMENT_STALE_REQUEST_SECONDS = env_int("SEGMENT_STALE_REQUEST_SECONDS", 30)
+# With a worker, /v1/batch answers once a batch is validated and committed to the
+# ingest inbox, and the worker stores its events (personalize.services.accept_messages);
+# with none (the embedded default) the request stores them itself.
+P13N_DEFER_INGEST = env_bool("P13N_DEFER_INGEST", default=not CELERY_TASK_ALWAYS_EAGER)
+# How often the sweep stores inbox batches whose task never ran.
+PENDING_SWEEP_SECONDS = env_int("PENDING_SWEEP_SECONDS", 5)
 # A gap longer than this between a profile's events starts a new session.
 SESSION_TIMEOUT_MINUTES = env_int("SESSION_TIMEOUT_MINUTES", 30)
 # --- Identity resolution (personalize.identity; docs/identity.md) ---------------
@@ -252,6 +258,12 @@ RECOMMENDATIONS_CART_WEIGHT = env_int("RECOMMENDATIONS_CART_WEIGHT", 3)
 RECOMMENDATIONS_PURCHASE_WEIGHT = env_int("RECOMMENDATIONS_PURCHASE_WEIGHT", 5)
 
 CELERY_BEAT_SCHEDULE = {
+    # Batches the tracking API accepted whose task never ran (broker down, worker lost).
+    "store-pending-events": {
+        "task": "personalize.tasks.store_pending_events",
+        "schedule": float(PENDING_SWEEP_SECONDS),
+        "options": {"expires": float(PENDING_SWEEP_SECONDS) * 5},
+    },
     "flip-due-memberships": {
         "task": "segments.tasks.recompute_due_profiles",
         "schedule": float(SEGMENT_SWEEP_SECONDS),

@@ -28,6 +28,7 @@ from personalize.models import (
 from personalize.privacy import profile_erase, profile_export
 from personalize.quarantine import replay
 from personalize.selectors import recent_events
+from personalize.services import store_pending_batches
 from segments.selectors import current_memberships
 
 
@@ -228,6 +229,7 @@ class ProfileAdmin(admin.ModelAdmin[Profile]):
 
     @admin.action(description="Export the selected profiles as JSON (data access request)")
     def export_json(self, request: HttpRequest, queryset: Any) -> HttpResponse:
+        store_pending_batches()  # include what the tracking API accepted before
         exports = [profile_export(profile=p) for p in queryset.prefetch_related("identities")]
         response = HttpResponse(
             json.dumps(exports, indent=2, default=str), content_type="application/json"
@@ -237,6 +239,8 @@ class ProfileAdmin(admin.ModelAdmin[Profile]):
 
     @admin.action(description="Erase the selected profiles and everything derived (GDPR/CCPA)")
     def erase_profiles(self, request: HttpRequest, queryset: Any) -> None:
+        # Events accepted before the request must not bring the person back afterwards.
+        store_pending_batches()
         erased = [profile_erase(profile=p) for p in queryset]
         events = sum(c["events"] for c in erased)
         messages.success(request, f"Erased {len(erased)} profile(s) and {events} event(s).")

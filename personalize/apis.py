@@ -32,7 +32,7 @@ from personalize.models import Source
 from personalize.plans import PlanViolation, plan_for, violations_payload
 from personalize.quarantine import Rejection, quarantine, rejection_payload
 from personalize.selectors import source_by_write_key
-from personalize.services import ingest_messages
+from personalize.services import accept_messages, ingest_messages
 from personalize.tracking import MessageError, TrackedMessage, encode_message, parse_message
 
 MAX_REQUEST_BYTES = 500 * 1024
@@ -195,7 +195,12 @@ def _ingest(request: HttpRequest, message_type: str | None) -> JsonResponse:
             },
             status=400,
         )
-    result = ingest_messages(source=source, messages=accepted, received_at=received_at)
+    # With a worker, the events are stored after the answer (the batch is committed
+    # to the inbox first); a single call (a page's own tracking) is stored at once.
+    store = (
+        accept_messages if settings.P13N_DEFER_INGEST and message_type is None else ingest_messages
+    )
+    result = store(source=source, messages=accepted, received_at=received_at)
     body: dict[str, Any] = {"success": True}
     if message_type is None:
         body.update(

@@ -17,6 +17,7 @@ from personalize.errors import InvalidInput, NotFound
 from personalize.models import Profile
 from personalize.privacy import profile_erase, profile_export
 from personalize.selectors import profile_by_id_value, recent_events
+from personalize.services import store_pending_batches
 from segments.selectors import current_segment_slugs
 
 ID_PARAMETERS = [
@@ -65,6 +66,7 @@ class ProfileLookupApi(APIView):
 
     @extend_schema(parameters=ID_PARAMETERS, responses=OutputSerializer)
     def get(self, request: Request) -> Response:
+        store_pending_batches()  # what was accepted before this request is in the answer
         profile = profile_named_by(request.query_params)
         data = {
             "id": profile.pk,
@@ -86,6 +88,7 @@ class ProfileExportApi(APIView):
 
     @extend_schema(parameters=ID_PARAMETERS, responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
+        store_pending_batches()
         return Response(profile_export(profile=profile_named_by(request.query_params)))
 
 
@@ -102,5 +105,7 @@ class ProfileEraseApi(APIView):
     @extend_schema(request=InputSerializer, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request) -> Response:
         data = request.data if isinstance(request.data, Mapping) else {}
+        # Events accepted before the request must not bring the person back afterwards.
+        store_pending_batches()
         counts = profile_erase(profile=profile_named_by(data))
         return Response({"erased": counts})

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import OperationalError, transaction
 from django.utils import timezone
@@ -22,14 +22,16 @@ from personalize.identity import (
     resolve_requests,
 )
 from personalize.identity import merge_profiles as merge_profiles  # re-exported
-from personalize.models import Event, Profile, Source
+from personalize.models import Event, PendingBatch, Profile, Source
 from personalize.plans import violations_payload
 from personalize.sessions import PAGE_TYPES, fold_into_sessions
-from personalize.tracking import TrackedMessage
+from personalize.tracking import TrackedMessage, decode_messages, encode_messages
 from personalize.traits import TraitState, apply_group, apply_identify, identify_traits
 from personalize.visitors import Visitor
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 SERVER_SOURCE = "server"
 # The event our snippet sends when the visitor grants or withdraws consent.
@@ -43,6 +45,8 @@ class IngestResult:
     profile_ids: set[int] = field(default_factory=set)
     # Positions in the batch of the messages dropped as duplicates (for personalize.quality).
     duplicate_indexes: list[int] = field(default_factory=list)
+    # Each message's profile, in batch order (empty until the batch is stored).
+    message_profile_ids: list[int] = field(default_factory=list)
 
 
 # --- identity (resolution and merges live in personalize.identity) ----------------------
@@ -95,14 +99,32 @@ def ingest_messages(
     One transaction: a caller that gets a result knows every message is stored.
     Duplicate message ids (client retries) are dropped: only the messages whose
     id ``claim_message_ids`` recorded are stored (personalize.deduplication).
-    Concurrent batches naming the same visitors can still deadlock (merges lock
-    two profiles): PostgreSQL aborts one of them, which is run again rather than
+    """
+
+    def store() -> IngestResult:
+        new_indexes = _claim(source, messages, received_at)
+        return _store_claimed(
+            source=source, messages=messages, received_at=received_at, new_indexes=new_indexes
+        )
+
+    result = _retrying_deadlocks(store)
+    if messages:
+        _record_quality(source, messages, result, received_at)
+    return result
+
+
+def _retrying_deadlocks(work: Callable[[], _T]) -> _T:
+    """Run ``work`` in a transaction, again if PostgreSQL aborted it as a deadlock.
+
+    Concurrent batches naming the same visitors can deadlock (merges lock two
+    profiles): PostgreSQL aborts one of them, which is run again rather than
     answered with a 500, unless the caller's own transaction is the one aborted.
     """
     attempts = 1 if transaction.get_connection().in_atomic_block else INGEST_ATTEMPTS
     for attempt in range(1, attempts + 1):
         try:
-            return _ingest_messages_once(source=source, messages=messages, received_at=received_at)
+            with transaction.atomic():
+                return work()
         except OperationalError as exc:
             if attempt == attempts or not _is_deadlock(exc):
                 raise
@@ -110,9 +132,110 @@ def ingest_messages(
     raise AssertionError("unreachable")
 
 
-def _ingest_messages_once(
+def _claim(source: Source, messages: Sequence[TrackedMessage], received_at: datetime) -> list[int]:
+    """The positions of the messages whose id this batch is the first to send."""
+    return claim_message_ids(
+        source=source,
+        message_ids=[m.message_id for m in messages],
+        timestamps=[m.timestamp or received_at for m in messages],
+    )
+
+
+# --- the ingest inbox (the production stack's /v1/batch) --------------------------------
+
+
+def accept_messages(
     *, source: Source, messages: Sequence[TrackedMessage], received_at: datetime
 ) -> IngestResult:
+    """Claim the messages' ids and keep the batch for a worker to store.
+
+    What the tracking API does on the production stack: the answer waits for
+    one claim and one insert, not for identity resolution and the profile,
+    session and event writes, which a worker then does a batch at a time
+    (:func:`store_pending_batches`). A 200 still means the messages are in the
+    database, exactly once (their ids are claimed in the same transaction).
+    ``result.profile_ids`` stays empty: the profiles are not resolved yet.
+    """
+    result = IngestResult()
+    if not messages:
+        return result
+    with transaction.atomic():
+        new_indexes = _claim(source, messages, received_at)
+        claimed = set(new_indexes)
+        result.stored = len(new_indexes)
+        result.duplicates = len(messages) - result.stored
+        result.duplicate_indexes = [i for i in range(len(messages)) if i not in claimed]
+        PendingBatch.objects.create(
+            source=source,
+            received_at=received_at,
+            messages=encode_messages(messages),
+            duplicate_indexes=result.duplicate_indexes,
+            size=len(messages),
+        )
+        transaction.on_commit(_enqueue_pending_batches)
+    return result
+
+
+def _enqueue_pending_batches() -> None:
+    """Ask a worker to store the inbox; never fail the caller, whose batch is
+    committed already: if the broker is down, the scheduled sweep stores it."""
+    from personalize.tasks import store_pending_events
+
+    try:
+        store_pending_events.delay()
+    except Exception:
+        logger.exception("could not queue the storing of a pending batch; the sweep will")
+
+
+def store_pending_batches(*, limit: int | None = None) -> int:
+    """Store the inbox's batches as events, oldest first, each in a transaction
+    that also deletes it; return how many were stored.
+
+    Several workers share the inbox: each takes the oldest batch no other holds
+    (``SKIP LOCKED``). Stops when the inbox is empty or after ``limit`` batches.
+    """
+    stored = 0
+    while limit is None or stored < limit:
+
+        def store_oldest() -> tuple[PendingBatch, list[TrackedMessage], IngestResult] | None:
+            batch = (
+                PendingBatch.objects.select_for_update(skip_locked=True)
+                .select_related("source")
+                .order_by("pk")
+                .first()
+            )
+            if batch is None:
+                return None
+            messages = decode_messages(bytes(batch.messages))
+            duplicates = set(batch.duplicate_indexes)
+            result = _store_claimed(
+                source=batch.source,
+                messages=messages,
+                received_at=batch.received_at,
+                new_indexes=[i for i in range(len(messages)) if i not in duplicates],
+            )
+            PendingBatch.objects.filter(pk=batch.pk).delete()
+            return batch, messages, result
+
+        done = _retrying_deadlocks(store_oldest)
+        if done is None:
+            break
+        batch, messages, result = done
+        _record_quality(batch.source, messages, result, batch.received_at)
+        stored += 1
+    return stored
+
+
+def _store_claimed(
+    *,
+    source: Source,
+    messages: Sequence[TrackedMessage],
+    received_at: datetime,
+    new_indexes: Sequence[int],
+) -> IngestResult:
+    """Resolve identities, store the claimed messages (``new_indexes``) as events,
+    fold every message into its profile and queue recomputes. Runs inside the
+    transaction that claimed the ids or took the batch from the inbox."""
     from segments.definitions import ChangedInputs
     from segments.models import ProfileEvaluation
     from segments.selectors import segment_inputs
@@ -121,7 +244,7 @@ def _ingest_messages_once(
     result = IngestResult()
     if not messages:
         return result
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         policy = IdentityPolicy.from_settings()
         message_traits = [_traits_of(m, policy) for m in messages]
         profile_ids = resolve_requests(
@@ -137,32 +260,32 @@ def _ingest_messages_once(
             ],
             policy=policy,
         )
-
-        timestamps = [m.timestamp or received_at for m in messages]
-        new_indexes = claim_message_ids(
-            source=source, message_ids=[m.message_id for m in messages], timestamps=timestamps
-        )
         insert_values(
             Event,
             EVENT_FIELDS,
             [
-                _event_row(source, profile_ids[i], messages[i], timestamps[i], received_at)
+                _event_row(
+                    source,
+                    profile_ids[i],
+                    messages[i],
+                    messages[i].timestamp or received_at,
+                    received_at,
+                )
                 for i in new_indexes
             ],
         )
         result.stored = len(new_indexes)
         result.duplicates = len(messages) - result.stored
-        result.duplicate_indexes = sorted(set(range(len(messages))).difference(new_indexes))
+        claimed = set(new_indexes)
+        result.duplicate_indexes = [i for i in range(len(messages)) if i not in claimed]
 
         # A duplicate (a client's retry, an import run again) must not state its
         # traits or consent a second time.
-        claimed = set(new_indexes)
-        fresh = [index in claimed for index in range(len(messages))]
         _update_profiles(
             messages=messages,
             message_traits=message_traits,
             profile_ids=profile_ids,
-            fresh=fresh,
+            fresh=[index in claimed for index in range(len(messages))],
             received_at=received_at,
         )
         result.profile_ids.update(profile_ids)
@@ -188,14 +311,22 @@ def _ingest_messages_once(
             for profile_id in batch_ids - evaluated:
                 changed.pop(profile_id, None)
             request_recompute(profile_ids=[*changed, *(batch_ids - evaluated)], inputs=changed)
+    result.message_profile_ids = profile_ids
+    return result
+
+
+def _record_quality(
+    source: Source, messages: Sequence[TrackedMessage], result: IngestResult, received_at: datetime
+) -> None:
+    """Count the stored batch for the data-quality report, after its transaction:
+    the counters are shared rows, which a batch must not hold locked meanwhile."""
     quality.record_ingest(
         source=source,
         messages=messages,
         duplicate_indexes=result.duplicate_indexes,
-        profile_ids=profile_ids,
+        profile_ids=result.message_profile_ids,
         received_at=received_at,
     )
-    return result
 
 
 def _event_row(

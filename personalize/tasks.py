@@ -7,6 +7,10 @@ from django.db import OperationalError
 
 from personalize import partitions, quality, retention
 
+# A task stores at most this many batches, so that a busy inbox cannot keep a
+# worker from its other work for long; each accepted batch queues a task of its own.
+PENDING_BATCHES_PER_TASK = 50
+
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
 def purge_expired_events() -> int:
@@ -39,3 +43,11 @@ def run_import_job(job_id: int) -> str:
 def create_event_partitions() -> list[str]:
     """Keep EVENT_PARTITIONS_AHEAD partitions of the events table ahead of time."""
     return partitions.ensure_event_partitions()
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def store_pending_events() -> int:
+    """Store the batches the tracking API accepted (queued per batch, and swept)."""
+    from personalize.services import store_pending_batches
+
+    return store_pending_batches(limit=PENDING_BATCHES_PER_TASK)

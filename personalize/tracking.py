@@ -7,16 +7,18 @@ reports it per index and keeps the good messages of the same batch.
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from django.utils.dateparse import parse_datetime
 
-from personalize.codec import NUL_MESSAGE, encode_json, has_nul, nul_path
+from personalize.codec import NUL_MESSAGE, decode_json, encode_json, has_nul, nul_path
 
 MESSAGE_TYPES = ("track", "page", "screen", "identify", "group", "alias")
 MAX_EVENT_BYTES = 32 * 1024
@@ -261,3 +263,34 @@ def parse_message(
         previous_id=previous_id,
         absent_fields=tuple(name for name in EXPECTED_FIELDS if absent[name]),
     )
+
+
+# --- validated messages at rest (the ingest inbox, personalize.services) ----------------
+
+_TIME_FIELDS = ("timestamp", "original_timestamp", "sent_at")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def encode_messages(messages: Sequence[TrackedMessage]) -> bytes:
+    """Validated messages as JSON, for :func:`decode_messages` to restore exactly."""
+    try:
+        return orjson.dumps(messages)
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits: see personalize.codec
+        return json.dumps([asdict(m) for m in messages], default=_plain).encode()
+
+
+def decode_messages(raw: bytes) -> list[TrackedMessage]:
+    messages = []
+    for data in decode_json(raw):
+        for name in _TIME_FIELDS:
+            if data[name] is not None:
+                data[name] = datetime.fromisoformat(data[name])
+        data["violations"] = tuple(Violation(**v) for v in data["violations"])
+        data["absent_fields"] = tuple(data["absent_fields"])
+        messages.append(TrackedMessage(**data))
+    return messages

@@ -224,6 +224,14 @@ class Server:
         with psycopg.connect(self.database_url, connect_timeout=5) as connection:
             return connection.execute(sql, params).fetchall()
 
+    def wait_until_stored(self, timeout: float = 60) -> None:
+        """Wait for the worker to store every batch /v1/batch accepted (the inbox empty)."""
+        deadline = time.monotonic() + timeout
+        while self.query("SELECT count(*) FROM personalize_pending_batch") != [(0,)]:
+            if time.monotonic() > deadline:
+                pytest.fail(f"accepted batches still not stored after {timeout}s\n{self.logs()}")
+            time.sleep(0.1)
+
     def start(self, name: str, args: list[str]) -> Process:
         process = Process(name=name, args=args, env=self.env, log_path=self.tmp / f"{name}.log")
         self.processes[name] = process
@@ -465,6 +473,7 @@ def production_stack(
             DATABASE_URL=database_url,
             REDIS_URL=f"{REDIS_URL}/{redis_db}",
             SEGMENT_SWEEP_SECONDS=str(sweep_seconds),
+            PENDING_SWEEP_SECONDS=str(sweep_seconds),
             SEGMENT_STALE_REQUEST_SECONDS="3",
         ),
     )

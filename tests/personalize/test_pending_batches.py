@@ -1,0 +1,180 @@
+"""The ingest inbox: with a worker, /v1/batch answers once a batch is validated and
+committed, and the worker stores its events later (personalize.services)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any
+from unittest import mock
+
+import pytest
+from django.test import Client, override_settings
+
+from personalize.keys import api_key_create
+from personalize.models import (
+    Event,
+    EventMessageId,
+    Identity,
+    PendingBatch,
+    Profile,
+    QualityCount,
+    Source,
+)
+from personalize.services import store_pending_batches
+from personalize.tracking import TrackedMessage, Violation, decode_messages, encode_messages
+from tests.factories import SourceFactory
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("deferred")]
+
+
+@pytest.fixture
+def deferred() -> Any:
+    with override_settings(P13N_DEFER_INGEST=True):
+        yield
+
+
+@pytest.fixture
+def source() -> Source:
+    source: Source = SourceFactory.create(name="web")
+    return source
+
+
+def _batch(client: Client, source: Source, *messages: dict[str, Any]) -> Any:
+    token = base64.b64encode(f"{source.write_key}:".encode()).decode()
+    return client.post(
+        "/v1/batch",
+        data=json.dumps({"batch": list(messages)}),
+        content_type="application/json",
+        headers={"Authorization": f"Basic {token}"},
+    )
+
+
+def _view(n: int, visitor: str = "anon-1") -> dict[str, Any]:
+    return {
+        "type": "track",
+        "event": "product_viewed",
+        "anonymousId": visitor,
+        "messageId": f"m-{n}",
+        "timestamp": f"2026-11-20T10:00:0{n}.123456Z",
+        "properties": {"category": "camping", "price": 10 + n},
+    }
+
+
+def test_a_batch_is_answered_once_committed_to_the_inbox_and_stored_by_the_worker(
+    client: Client, source: Source
+) -> None:
+    response = _batch(client, source, _view(1), _view(2), {"type": "track", "userId": "u-1"})
+
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["stored"], body["duplicates"]) == (2, 0)
+    assert [entry["field"] for entry in body["rejected"]] == ["event"]
+    # In the database, not yet events: the worker's task runs after commit.
+    assert PendingBatch.objects.get().size == 2
+    assert EventMessageId.objects.count() == 2
+    assert not Event.objects.exists()
+
+    assert store_pending_batches() == 1
+
+    assert not PendingBatch.objects.exists()
+    events = Event.objects.order_by("timestamp")
+    assert [e.properties["price"] for e in events] == [11, 12]
+    assert {e.profile_id for e in events} == {
+        Identity.objects.get(value="anon-1").profile_id,
+    }
+    assert Profile.objects.get().last_seen_at == events[1].timestamp
+
+
+def test_the_queued_task_stores_the_batch_after_commit(
+    client: Client, source: Source, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _batch(client, source, _view(1))
+
+    assert response.status_code == 200
+    assert not PendingBatch.objects.exists()
+    assert Event.objects.get().message_id == "m-1"
+
+
+def test_a_retried_batch_is_counted_as_duplicates_and_stored_once(
+    client: Client, source: Source
+) -> None:
+    first = _batch(client, source, _view(1), _view(2)).json()
+    retried = _batch(client, source, _view(2), _view(3)).json()
+
+    assert (first["stored"], first["duplicates"]) == (2, 0)
+    assert (retried["stored"], retried["duplicates"]) == (1, 1)
+    assert store_pending_batches() == 2
+    assert sorted(Event.objects.values_list("message_id", flat=True)) == ["m-1", "m-2", "m-3"]
+    counts = QualityCount.objects.get(source=source, event_name="product_viewed")
+    assert (counts.received, counts.stored, counts.duplicates) == (4, 3, 1)
+
+
+def test_a_batch_whose_task_could_not_be_queued_is_kept_for_the_sweep(
+    client: Client, source: Source, django_capture_on_commit_callbacks: Any
+) -> None:
+    from personalize.tasks import store_pending_events
+
+    with (
+        mock.patch.object(store_pending_events, "delay", side_effect=ConnectionError("no broker")),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = _batch(client, source, _view(1))
+
+    assert response.status_code == 200
+    assert PendingBatch.objects.count() == 1
+    # Beat's sweep runs the same task.
+    assert store_pending_events.apply().get() == 1
+    assert Event.objects.get().message_id == "m-1"
+
+
+def test_erasing_a_person_first_stores_what_was_accepted_so_nothing_brings_them_back(
+    client: Client, source: Source
+) -> None:
+    _batch(client, source, {**_view(1), "userId": "u-ada"}, _view(2, visitor="anon-2"))
+    _, key = api_key_create(name="dpo")
+
+    response = Client(headers={"Authorization": f"Bearer {key}"}).post(
+        "/api/v1/profiles/erase", {"user_id": "u-ada"}, content_type="application/json"
+    )
+
+    assert response.status_code == 200, response.content
+    assert response.json()["erased"]["events"] == 1
+    assert not PendingBatch.objects.exists()
+    assert not Identity.objects.filter(value__in=["u-ada", "anon-1"]).exists()
+    assert list(Event.objects.values_list("anonymous_id", flat=True)) == ["anon-2"]
+
+
+def test_messages_come_back_from_the_inbox_exactly_as_validated() -> None:
+    at = datetime(2026, 11, 20, 10, 0, 1, 123456, tzinfo=UTC)
+    messages = [
+        TrackedMessage(
+            type="track",
+            name="order_completed",
+            message_id="m-1",
+            anonymous_id="anon-1",
+            user_id="u-1",
+            properties={"revenue": 12.5, "items": [{"sku": "tent", "n": 2**70}]},
+            context={"ip": "203.0.113.0"},
+            timestamp=at,
+            original_timestamp=at,
+            sent_at=None,
+            violations=(
+                Violation(field="properties.coupon", reason="is required", rule="required"),
+            ),
+            absent_fields=("context",),
+        ),
+        TrackedMessage(
+            type="identify",
+            name="identify",
+            message_id="m-2",
+            anonymous_id="",
+            user_id="u-1",
+            traits={"plan": "pro"},
+        ),
+    ]
+
+    assert decode_messages(encode_messages(messages)) == messages
+    assert decode_messages(encode_messages(messages[1:])) == messages[1:]
