@@ -339,6 +339,16 @@ def copy_ceiling(database_url: str) -> tuple[int, float]:
     return rows, seconds
 
 
+def wait_for_inbox(server: Server) -> float:
+    """Seconds until the Celery worker has stored every accepted batch as events."""
+    started = time.monotonic()
+    while time.monotonic() - started < DRAIN_SECONDS:
+        if server.query("SELECT count(*) FROM personalize_pending_batch")[0][0] == 0:
+            break
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
 def wait_for_recomputes(server: Server) -> float:
     """Seconds until the Celery worker has worked off every recompute the run requested."""
     started = time.monotonic()
@@ -412,6 +422,8 @@ def main() -> int:
                 thread.join()
             wall = time.perf_counter() - began
             cpu_used = cpu_seconds_between(cpu_before, cpu_by_role(server))
+            stored_after = wait_for_inbox(server)
+            through = time.perf_counter() - began
         failed = [f for r in results for f in r.failures]
         if failed:
             # Why the server answered as it did, before its logs go with the stack.
@@ -432,7 +444,8 @@ def main() -> int:
         f"({mean_body:.0f} KiB each), {args.visitors} visitors:"
     )
     print(
-        f"  {stored} of {events} events stored in {wall:.1f} s: {rate:.0f} events/s   "
+        f"  {stored} of {events} events accepted (committed) in {wall:.1f} s: "
+        f"{rate:.0f} events/s   "
         f"({sum(r.duplicates for r in results)} duplicates, "
         f"{sum(r.rejected for r in results)} rejected, "
         f"{sum(r.rate_limited for r in results)} answered 429, {len(failures)} failed)"
@@ -442,12 +455,17 @@ def main() -> int:
         f"p95 {percentile(latencies, 95):.0f} ms   p99 {percentile(latencies, 99):.0f} ms   "
         f"max {max(latencies):.0f} ms"
     )
-    print(f"  the Celery worker finished the requested segment recomputes {drain:.1f} s later")
+    print(
+        f"  the Celery worker had stored them all as events {stored_after:.1f} s after the last "
+        f"answer: {stored / through:.0f} events/s from first request to last event stored"
+    )
+    print(f"  and finished the segment recomputes they asked for {drain:.1f} s after that")
     print(
         f"PostgreSQL COPY of the same {copied} rows (of {event_rows} stored) into "
         f"(LIKE personalize_event INCLUDING ALL): {copy_seconds:.2f} s, {copy_rate:.0f} rows/s"
     )
     print(f"  ratio ingest / COPY: {rate / copy_rate:.3f}x   (target >= 0.3x)")
+    print(f"  ratio stored as events / COPY: {stored / through / copy_rate:.3f}x")
     print(
         f"CPU used during the run ({os.cpu_count()} cores x {wall:.1f} s = "
         f"{(os.cpu_count() or 1) * wall:.1f} core-seconds):"

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db import connection
 
+from personalize.bulk import encode_rows
 from personalize.models import EventMessageId, Source
 
 # SQLite: three parameters a row, well under its limit per statement.
@@ -46,16 +47,18 @@ def claim_message_ids(
 
 
 def _claim_unnest(source: Source, message_ids: list[str], timestamps: list[datetime]) -> set[str]:
-    """One statement whose rows travel as two arrays: no SQL text growing with the
-    batch for PostgreSQL to parse. ORDER BY keeps the insertion (locking) order."""
+    """One statement whose rows travel as one JSON document (personalize.bulk): no
+    SQL text growing with the batch for PostgreSQL to parse. ORDER BY keeps the
+    insertion (locking) order."""
     table = connection.ops.quote_name(EventMessageId._meta.db_table)
+    rows = [{"id": m, "at": at} for m, at in zip(message_ids, timestamps, strict=True)]
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (source_id, message_id, timestamp) "
-            "SELECT %s, m.id, m.at FROM UNNEST(%s::varchar[], %s::timestamptz[]) AS m(id, at) "
+            "SELECT %s, m.id, m.at FROM json_to_recordset(%s::json) AS m(id varchar, at timestamptz) "
             "ORDER BY m.id "
             "ON CONFLICT (source_id, message_id) DO NOTHING RETURNING message_id",
-            [source.pk, message_ids, timestamps],
+            [source.pk, encode_rows(rows)],
         )
         return {message_id for (message_id,) in cursor.fetchall()}
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import connection
 
-from personalize.bulk import insert_rows, update_rows
+from personalize.bulk import encode_rows, insert_rows, update_rows
 from personalize.models import Event, Profile, Session
 
 PAGE_TYPES = frozenset({Event.Type.PAGE.value, Event.Type.SCREEN.value})
@@ -70,16 +71,9 @@ def fold_into_sessions(
     if not new:
         return {}
     timeout = _timeout()
-    reach = {pid: (events[0][0] - timeout, events[-1][0] + timeout) for pid, events in new.items()}
     stored: dict[int, list[Session]] = defaultdict(list)
-    for session in Session.objects.filter(
-        profile_id__in=sorted(new),
-        ended_at__gte=min(low for low, _ in reach.values()),
-        started_at__lte=max(high for _, high in reach.values()),
-    ).only("id", "profile_id", "started_at", "ended_at", "events", "pages"):
-        low, high = reach[session.profile_id]
-        if session.ended_at >= low and session.started_at <= high:
-            stored[session.profile_id].append(session)
+    for session in _sessions_within(new, timeout):
+        stored[session.profile_id].append(session)
 
     changes = {pid: SessionTotals() for pid in new}
     grown: list[Session] = []
@@ -127,6 +121,54 @@ def fold_into_sessions(
     update_rows(Session, grown, ["started_at", "ended_at", "events", "pages"])
     insert_rows(Session, created)
     return changes
+
+
+_SESSION_COLUMNS = ("id", "profile_id", "started_at", "ended_at", "events", "pages")
+
+
+def _sessions_within(
+    events_by_profile: Mapping[int, Sequence[tuple[datetime, bool]]], timeout: timedelta
+) -> list[Session]:
+    """The stored sessions a new event can join: within one timeout of it.
+
+    (A new event that bridges two sessions is within a timeout of both, so the
+    sessions near each event are all the fold needs.) On PostgreSQL the events'
+    ranges join the sessions in one statement, so a visitor with a long history
+    costs only the sessions near the new events; elsewhere one query over the
+    profiles' widest ranges, narrowed here.
+    """
+    if connection.vendor == "postgresql":
+        columns = ", ".join(f"s.{column}" for column in _SESSION_COLUMNS)
+        ranges = [
+            {"p": pid, "lo": at - timeout, "hi": at + timeout}
+            for pid, events in events_by_profile.items()
+            for at in sorted({at for at, _ in events})
+        ]
+        return list(
+            Session.objects.raw(
+                f"SELECT DISTINCT {columns} FROM {Session._meta.db_table} s "
+                "JOIN json_to_recordset(%s::json) AS r(p bigint, lo timestamptz, hi timestamptz) "
+                "ON s.profile_id = r.p AND s.started_at <= r.hi AND s.ended_at >= r.lo",
+                [encode_rows(ranges)],
+            )
+        )
+    reach = {
+        pid: (events[0][0] - timeout, events[-1][0] + timeout)
+        for pid, events in events_by_profile.items()
+    }
+    candidates = Session.objects.filter(
+        profile_id__in=sorted(reach),
+        ended_at__gte=min(low for low, _ in reach.values()),
+        started_at__lte=max(high for _, high in reach.values()),
+    ).only(*_SESSION_COLUMNS)
+    return [
+        session
+        for session in candidates
+        if any(
+            session.started_at <= at + timeout and session.ended_at >= at - timeout
+            for at, _ in events_by_profile[session.profile_id]
+        )
+    ]
 
 
 def rebuild_sessions_of(*, since_by_profile: Mapping[int, datetime]) -> dict[int, SessionTotals]:

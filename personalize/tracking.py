@@ -6,6 +6,7 @@ reports it per index and keeps the good messages of the same batch.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import math
@@ -100,6 +101,14 @@ def _time(data: Mapping[str, Any], key: str) -> datetime | None:
     if not isinstance(value, str):
         raise MessageError(key, "must be an ISO-8601 date-time string")
     try:
+        # The C parser first: what clients send (RFC 3339 with an offset) it reads
+        # in a fraction of Django's regular expression; the rest go the long way.
+        fast = datetime.fromisoformat(value)
+    except ValueError:
+        fast = None
+    if fast is not None and fast.tzinfo is not None:
+        return fast
+    try:
         parsed = parse_datetime(value.replace("Z", "+00:00"))
     except ValueError:
         parsed = None
@@ -135,6 +144,7 @@ def _check_amounts(properties: Mapping[str, Any]) -> None:
                     ) from None
 
 
+@functools.lru_cache(maxsize=4096)  # a batch's messages mostly carry the same address
 def anonymize_ip(address: str) -> str:
     """The network, not the host: IPv4 keeps 3 bytes, IPv6 its first 48 bits."""
     try:
