@@ -305,8 +305,14 @@ def cpu_seconds_between(
 # --- the ceiling ----------------------------------------------------------------------------
 
 
+COPY_ATTEMPTS = 3
+
+
 def copy_ceiling(database_url: str) -> tuple[int, float]:
-    """COPY the stored events into an equal table; (rows, seconds) of the COPY alone."""
+    """COPY the stored events into an equal table; (rows, seconds) of the COPY alone,
+    the fastest of COPY_ATTEMPTS runs, each into a fresh table after a CHECKPOINT
+    (so that none pays for flushing the run's dirty pages): the ceiling is the
+    best PostgreSQL does, which makes the ratio the harder to meet."""
     buffer = io.BytesIO()
     with psycopg.connect(database_url, connect_timeout=5) as connection:
         with connection.cursor() as cursor:
@@ -322,21 +328,29 @@ def copy_ceiling(database_url: str) -> tuple[int, float]:
             with cursor.copy(f"COPY (SELECT {columns} FROM personalize_event) TO STDOUT") as out:
                 for data in out:
                     buffer.write(data)
-            cursor.execute("DROP TABLE IF EXISTS bench_copy_event")
-            cursor.execute("CREATE TABLE bench_copy_event (LIKE personalize_event INCLUDING ALL)")
         connection.commit()
         payload = buffer.getvalue()
-        started = time.perf_counter()
-        with connection.cursor() as cursor:
-            with cursor.copy(f"COPY bench_copy_event ({columns}) FROM STDIN") as copy:
-                for offset in range(0, len(payload), 1 << 20):
-                    copy.write(payload[offset : offset + (1 << 20)])
-            rows = cursor.rowcount
-        connection.commit()
-        seconds = time.perf_counter() - started
+        attempts = []
+        for _ in range(COPY_ATTEMPTS):
+            connection.execute("DROP TABLE IF EXISTS bench_copy_event")
+            connection.execute(
+                "CREATE TABLE bench_copy_event (LIKE personalize_event INCLUDING ALL)"
+            )
+            connection.commit()
+            connection.autocommit = True
+            connection.execute("CHECKPOINT")
+            connection.autocommit = False
+            started = time.perf_counter()
+            with connection.cursor() as cursor:
+                with cursor.copy(f"COPY bench_copy_event ({columns}) FROM STDIN") as copy:
+                    for offset in range(0, len(payload), 1 << 20):
+                        copy.write(payload[offset : offset + (1 << 20)])
+                rows = cursor.rowcount
+            connection.commit()
+            attempts.append((rows, time.perf_counter() - started))
         connection.execute("DROP TABLE bench_copy_event")
         connection.commit()
-    return rows, seconds
+    return min(attempts, key=lambda attempt: attempt[1])
 
 
 def wait_for_inbox(server: Server) -> float:
@@ -462,7 +476,8 @@ def main() -> int:
     print(f"  and finished the segment recomputes they asked for {drain:.1f} s after that")
     print(
         f"PostgreSQL COPY of the same {copied} rows (of {event_rows} stored) into "
-        f"(LIKE personalize_event INCLUDING ALL): {copy_seconds:.2f} s, {copy_rate:.0f} rows/s"
+        f"(LIKE personalize_event INCLUDING ALL), fastest of {COPY_ATTEMPTS}: "
+        f"{copy_seconds:.2f} s, {copy_rate:.0f} rows/s"
     )
     print(f"  ratio ingest / COPY: {rate / copy_rate:.3f}x   (target >= 0.3x)")
     print(f"  ratio stored as events / COPY: {stored / through / copy_rate:.3f}x")

@@ -155,6 +155,8 @@ def _ingest(request: HttpRequest, message_type: str | None) -> JsonResponse:
     rejected: list[dict[str, Any]] = []
     rejections: list[Rejection] = []
     plan = plan_for(source)
+    request_ip = request.META.get("REMOTE_ADDR")
+    keep_full_ip = settings.P13N_KEEP_FULL_IP  # read once: settings are a lazy object
     for index, item in enumerate(items):
         try:
             encoded = encode_message(item)
@@ -166,8 +168,8 @@ def _ingest(request: HttpRequest, message_type: str | None) -> JsonResponse:
                         received_at=received_at,
                         defaults=defaults,
                         encoded_size=len(encoded),
-                        request_ip=request.META.get("REMOTE_ADDR"),
-                        keep_full_ip=settings.P13N_KEEP_FULL_IP,
+                        request_ip=request_ip,
+                        keep_full_ip=keep_full_ip,
                     )
                 )
             )

@@ -49,8 +49,18 @@ def recent_events(*, profile_id: int, limit: int = 50) -> QuerySet[Event]:
     return Event.objects.filter(profile_id=profile_id).order_by("-timestamp", "-id")[:limit]
 
 
+# The tracking API authenticates every request by its write key: the source (and
+# its tracking plan) is kept per process until any source is written, so a
+# disabled source or a rotated key is refused from then on in every process.
+# Unknown keys are not kept (they cost a query, and cannot fill the memory).
+_sources_by_write_key: ProcessCache[Source] = ProcessCache(SOURCES_STAMP, max_age_seconds=60)
+
+
 def source_by_write_key(write_key: str) -> Source | None:
-    return Source.objects.filter(write_key=write_key).first()
+    try:
+        return _sources_by_write_key.get(write_key, lambda: Source.objects.get(write_key=write_key))
+    except Source.DoesNotExist:
+        return None
 
 
 # Every page embeds it: kept per process until a source is written (a rotated key

@@ -13,7 +13,7 @@ from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from personalize import quality
-from personalize.bulk import insert_values, update_rows
+from personalize.bulk import insert_bound, insert_values, update_rows
 from personalize.deduplication import claim_message_ids
 from personalize.identity import (
     IdentityPolicy,
@@ -165,12 +165,15 @@ def accept_messages(
         result.stored = len(new_indexes)
         result.duplicates = len(messages) - result.stored
         result.duplicate_indexes = [i for i in range(len(messages)) if i not in claimed]
-        PendingBatch.objects.create(
-            source=source,
-            received_at=received_at,
-            messages=encode_messages(messages),
-            duplicate_indexes=result.duplicate_indexes,
-            size=len(messages),
+        insert_bound(
+            PendingBatch,
+            {
+                "source_id": source.pk,
+                "received_at": received_at,
+                "messages": encode_messages(messages),
+                "duplicate_indexes": result.duplicate_indexes,
+                "size": len(messages),
+            },
         )
         transaction.on_commit(_enqueue_pending_batches)
     return result
