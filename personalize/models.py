@@ -293,19 +293,17 @@ class PendingBatch(models.Model):
     """Messages the tracking API accepted and a worker has not yet stored as events.
 
     The production stack's ``/v1/batch`` answers 200 once a batch's messages are
-    validated, their ids claimed (EventMessageId) and the batch is committed
-    here; identity resolution, the events, profiles and sessions follow in a
-    worker (``personalize.services.store_pending_batches``), which deletes the
-    row in the transaction that stores it. A batch is thus never lost nor
-    stored twice; the scheduled sweep stores any whose task never ran.
+    validated and the batch is committed here; the message-id claims
+    (EventMessageId), identity resolution, the events, profiles and sessions
+    follow in a worker (``personalize.services.store_pending_batches``), which
+    deletes the row in the transaction that stores it. A batch is thus never
+    lost nor stored twice; the scheduled sweep stores any whose task never ran.
     """
 
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="+")
     received_at = models.DateTimeField()
-    # The validated messages (personalize.tracking.encode_messages), duplicates included
-    # so that the data-quality counts see them; only the others become events.
+    # The validated messages (personalize.tracking.encode_messages).
     messages = models.BinaryField()
-    duplicate_indexes = models.JSONField(default=list)
     size = models.PositiveIntegerField(help_text="Messages in the batch.")
 
     class Meta:

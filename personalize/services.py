@@ -146,37 +146,29 @@ def _claim(source: Source, messages: Sequence[TrackedMessage], received_at: date
 
 def accept_messages(
     *, source: Source, messages: Sequence[TrackedMessage], received_at: datetime
-) -> IngestResult:
-    """Claim the messages' ids and keep the batch for a worker to store.
+) -> None:
+    """Keep a batch of validated messages for a worker to store.
 
     What the tracking API does on the production stack: the answer waits for
-    one claim and one insert, not for identity resolution and the profile,
-    session and event writes, which a worker then does a batch at a time
-    (:func:`store_pending_batches`). A 200 still means the messages are in the
-    database, exactly once (their ids are claimed in the same transaction).
-    ``result.profile_ids`` stays empty: the profiles are not resolved yet.
+    one insert, not for the message-id claims, identity resolution and the
+    profile, session and event writes, which a worker then does a batch at a
+    time (:func:`store_pending_batches`). A 200 still means the messages are in
+    the database; each is stored as an event exactly once, since the worker
+    claims the ids in the transaction that stores the events.
     """
-    result = IngestResult()
     if not messages:
-        return result
+        return
     with transaction.atomic():
-        new_indexes = _claim(source, messages, received_at)
-        claimed = set(new_indexes)
-        result.stored = len(new_indexes)
-        result.duplicates = len(messages) - result.stored
-        result.duplicate_indexes = [i for i in range(len(messages)) if i not in claimed]
         insert_bound(
             PendingBatch,
             {
                 "source_id": source.pk,
                 "received_at": received_at,
                 "messages": encode_messages(messages),
-                "duplicate_indexes": result.duplicate_indexes,
                 "size": len(messages),
             },
         )
         transaction.on_commit(_enqueue_pending_batches)
-    return result
 
 
 def _enqueue_pending_batches() -> None:
@@ -210,12 +202,11 @@ def store_pending_batches(*, limit: int | None = None) -> int:
             if batch is None:
                 return None
             messages = decode_messages(bytes(batch.messages))
-            duplicates = set(batch.duplicate_indexes)
             result = _store_claimed(
                 source=batch.source,
                 messages=messages,
                 received_at=batch.received_at,
-                new_indexes=[i for i in range(len(messages)) if i not in duplicates],
+                new_indexes=_claim(batch.source, messages, batch.received_at),
             )
             PendingBatch.objects.filter(pk=batch.pk).delete()
             return batch, messages, result

@@ -33,7 +33,6 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('received_at', models.DateTimeField()),
                 ('messages', models.BinaryField()),
-                ('duplicate_indexes', models.JSONField(default=list)),
                 ('size', models.PositiveIntegerField(help_text='Messages in the batch.')),
                 ('source', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='personalize.source')),
             ],

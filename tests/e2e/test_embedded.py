@@ -23,7 +23,10 @@ def test_three_product_views_push_the_engaged_hero_from_the_single_embedded_proc
 
     assert list(embedded.processes) == ["uvicorn"]
     assert block_keys(first, "hero") == ["hero-welcome"]
-    assert bodies == [{"success": True, "stored": 1, "duplicates": 0, "rejected": []}] * 3
+    assert (
+        bodies
+        == [{"success": True, "accepted": 1, "stored": 1, "duplicates": 0, "rejected": []}] * 3
+    )
     assert pushed["entered"] == ["engaged-shoppers"]
     assert pushed["exited"] == []
     assert pushed["segments"] == ["engaged-shoppers"]

@@ -118,7 +118,13 @@ def test_batch_and_import_store_every_item_with_its_own_type(
     )
 
     assert response.status_code == 200
-    assert response.json() == {"success": True, "stored": 2, "duplicates": 0, "rejected": []}
+    assert response.json() == {
+        "success": True,
+        "accepted": 2,
+        "stored": 2,
+        "duplicates": 0,
+        "rejected": [],
+    }
     assert list(Event.objects.order_by("message_id").values_list("message_id", "type", "name")) == [
         ("m-1", "page", "page"),
         ("m-2", "track", "add_to_cart"),
