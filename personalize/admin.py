@@ -19,6 +19,7 @@ from personalize.models import (
     ApiKey,
     Event,
     Identity,
+    PendingBatch,
     Profile,
     ProfileMerge,
     QualityAlert,
@@ -28,7 +29,7 @@ from personalize.models import (
 from personalize.privacy import profile_erase, profile_export
 from personalize.quarantine import replay
 from personalize.selectors import recent_events
-from personalize.services import store_pending_batches
+from personalize.services import store_again, store_pending_batches
 from segments.selectors import current_memberships
 
 
@@ -79,6 +80,31 @@ class SourceAdmin(admin.ModelAdmin[Source]):
             "sources": Source.objects.order_by("name").values_list("name", flat=True),
         }
         return TemplateResponse(request, "admin/personalize/data_quality.html", context)
+
+
+@admin.register(PendingBatch)
+class PendingBatchAdmin(admin.ModelAdmin[PendingBatch]):
+    """The ingest inbox: batches the tracking API accepted that no worker has stored
+    yet; normally empty within seconds. A batch whose storing kept failing is set
+    aside here with its error, to be stored again once the cause is fixed."""
+
+    list_display = ("pk", "received_at", "source", "size", "failed_attempts", "last_error")
+    list_filter = ("source",)
+    list_select_related = ("source",)
+    fields = ("source", "received_at", "size", "failed_attempts", "last_error")
+    readonly_fields = fields
+    actions = ["store_selected_again"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Store the selected batches again (after fixing the cause)")
+    def store_selected_again(self, request: HttpRequest, queryset: Any) -> None:
+        count = store_again(batch_ids=list(queryset.values_list("pk", flat=True)))
+        messages.info(request, f"{count} batch(es) queued to be stored again.")
 
 
 @admin.register(RejectedEvent)

@@ -305,9 +305,15 @@ class PendingBatch(models.Model):
     # The validated messages (personalize.tracking.encode_messages).
     messages = models.BinaryField()
     size = models.PositiveIntegerField(help_text="Messages in the batch.")
+    # A batch whose storing failed this often is set aside (kept, shown in admin
+    # with its error, stored again from there) so that it cannot block the inbox.
+    failed_attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
 
     class Meta:
         db_table = "personalize_pending_batch"
+        verbose_name = "pending batch"
+        verbose_name_plural = "pending batches (ingest inbox)"
 
     def __str__(self) -> str:
         return f"{self.size} messages from source {self.source_id} at {self.received_at}"

@@ -7,9 +7,11 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from django.db import OperationalError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from personalize import quality
@@ -182,42 +184,76 @@ def _enqueue_pending_batches() -> None:
         logger.exception("could not queue the storing of a pending batch; the sweep will")
 
 
+# Failures after which a batch is set aside for an operator (admin: pending batches).
+PENDING_BATCH_ATTEMPTS = 3
+
+
 def store_pending_batches(*, limit: int | None = None) -> int:
     """Store the inbox's batches as events, oldest first, each in a transaction
     that also deletes it; return how many were stored.
 
     Several workers share the inbox: each takes the oldest batch no other holds
-    (``SKIP LOCKED``). Stops when the inbox is empty or after ``limit`` batches.
+    (``SKIP LOCKED``). Stops when the inbox is empty or after ``limit`` batches
+    were tried. A batch that fails (other than the database being unreachable)
+    keeps its error and is set aside after PENDING_BATCH_ATTEMPTS failures, so
+    that one bad batch cannot hold up those behind it; it is never dropped.
     """
-    stored = 0
-    while limit is None or stored < limit:
-
-        def store_oldest() -> tuple[PendingBatch, list[TrackedMessage], IngestResult] | None:
-            batch = (
-                PendingBatch.objects.select_for_update(skip_locked=True)
-                .select_related("source")
-                .order_by("pk")
-                .first()
+    stored = tried = 0
+    while limit is None or tried < limit:
+        taken: list[int] = []  # the batch being stored, for the error
+        tried += 1
+        try:
+            done = _retrying_deadlocks(partial(_store_oldest_pending, taken))
+        except OperationalError:
+            raise  # the database is unreachable: the task retries, the batch waits
+        except Exception as exc:
+            if not taken:
+                raise
+            logger.exception("could not store pending batch %d; it stays in the inbox", taken[-1])
+            PendingBatch.objects.filter(pk=taken[-1]).update(
+                failed_attempts=F("failed_attempts") + 1, last_error=repr(exc)[:2000]
             )
-            if batch is None:
-                return None
-            messages = decode_messages(bytes(batch.messages))
-            result = _store_claimed(
-                source=batch.source,
-                messages=messages,
-                received_at=batch.received_at,
-                new_indexes=_claim(batch.source, messages, batch.received_at),
-            )
-            PendingBatch.objects.filter(pk=batch.pk).delete()
-            return batch, messages, result
-
-        done = _retrying_deadlocks(store_oldest)
+            continue
         if done is None:
             break
         batch, messages, result = done
         _record_quality(batch.source, messages, result, batch.received_at)
         stored += 1
     return stored
+
+
+def _store_oldest_pending(
+    taken: list[int],
+) -> tuple[PendingBatch, list[TrackedMessage], IngestResult] | None:
+    """Store the oldest pending batch no other worker holds (its id goes to ``taken``)."""
+    batch = (
+        PendingBatch.objects.select_for_update(skip_locked=True)
+        .filter(failed_attempts__lt=PENDING_BATCH_ATTEMPTS)
+        .select_related("source")
+        .order_by("pk")
+        .first()
+    )
+    if batch is None:
+        return None
+    taken.append(batch.pk)
+    messages = decode_messages(bytes(batch.messages))
+    result = _store_claimed(
+        source=batch.source,
+        messages=messages,
+        received_at=batch.received_at,
+        new_indexes=_claim(batch.source, messages, batch.received_at),
+    )
+    PendingBatch.objects.filter(pk=batch.pk).delete()
+    return batch, messages, result
+
+
+def store_again(*, batch_ids: Sequence[int]) -> int:
+    """Give set-aside batches their attempts back (after the cause was fixed) and
+    queue their storing; the number of batches."""
+    count = PendingBatch.objects.filter(pk__in=batch_ids).update(failed_attempts=0, last_error="")
+    if count:
+        transaction.on_commit(_enqueue_pending_batches)
+    return count
 
 
 def _store_claimed(

@@ -34,9 +34,13 @@ class Migration(migrations.Migration):
                 ('received_at', models.DateTimeField()),
                 ('messages', models.BinaryField()),
                 ('size', models.PositiveIntegerField(help_text='Messages in the batch.')),
+                ('failed_attempts', models.PositiveSmallIntegerField(default=0)),
+                ('last_error', models.TextField(blank=True)),
                 ('source', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='personalize.source')),
             ],
             options={
+                'verbose_name': 'pending batch',
+                'verbose_name_plural': 'pending batches (ingest inbox)',
                 'db_table': 'personalize_pending_batch',
             },
         ),

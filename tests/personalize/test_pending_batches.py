@@ -178,3 +178,41 @@ def test_messages_come_back_from_the_inbox_exactly_as_validated() -> None:
 
     assert decode_messages(encode_messages(messages)) == messages
     assert decode_messages(encode_messages(messages[1:])) == messages[1:]
+
+
+def test_a_batch_that_keeps_failing_is_set_aside_with_its_error_and_blocks_nothing(
+    client: Client, source: Source, admin_client: Client
+) -> None:
+    import personalize.services as services
+
+    _batch(client, source, _view(1))
+    _batch(client, source, _view(2, visitor="anon-2"))
+    poisoned = PendingBatch.objects.order_by("pk").first()
+    assert poisoned is not None
+    store = services._store_claimed
+
+    def failing_for_the_first(**kwargs: Any) -> Any:
+        if kwargs["messages"][0].message_id == "m-1":
+            raise ValueError("a bug meets this batch")
+        return store(**kwargs)
+
+    with mock.patch.object(services, "_store_claimed", side_effect=failing_for_the_first):
+        assert store_pending_batches() == 1
+
+    # The batch behind it was stored; the failing one is kept, set aside, with why.
+    assert list(Event.objects.values_list("message_id", flat=True)) == ["m-2"]
+    poisoned.refresh_from_db()
+    assert poisoned.failed_attempts == services.PENDING_BATCH_ATTEMPTS
+    assert "a bug meets this batch" in poisoned.last_error
+    assert store_pending_batches() == 0
+
+    # Once fixed, an operator stores it again from admin.
+    listing = admin_client.get("/admin/personalize/pendingbatch/")
+    assert "a bug meets this batch" in listing.content.decode()
+    response = admin_client.post(
+        "/admin/personalize/pendingbatch/",
+        {"action": "store_selected_again", "_selected_action": [poisoned.pk]},
+    )
+    assert response.status_code == 302
+    assert store_pending_batches() == 1
+    assert sorted(Event.objects.values_list("message_id", flat=True)) == ["m-1", "m-2"]
