@@ -307,8 +307,9 @@ class PendingBatch(models.Model):
     size = models.PositiveIntegerField(help_text="Messages in the batch.")
     # A batch whose storing failed this often is set aside (kept, shown in admin
     # with its error, stored again from there) so that it cannot block the inbox.
-    failed_attempts = models.PositiveSmallIntegerField(default=0)
-    last_error = models.TextField(blank=True)
+    # Database defaults: the tracking API inserts the row below the ORM (bulk.insert_bound).
+    failed_attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
+    last_error = models.TextField(blank=True, default="", db_default="")
 
     class Meta:
         db_table = "personalize_pending_batch"

@@ -34,8 +34,8 @@ class Migration(migrations.Migration):
                 ('received_at', models.DateTimeField()),
                 ('messages', models.BinaryField()),
                 ('size', models.PositiveIntegerField(help_text='Messages in the batch.')),
-                ('failed_attempts', models.PositiveSmallIntegerField(default=0)),
-                ('last_error', models.TextField(blank=True)),
+                ('failed_attempts', models.PositiveSmallIntegerField(db_default=0, default=0)),
+                ('last_error', models.TextField(blank=True, db_default='', default='')),
                 ('source', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='personalize.source')),
             ],
             options={

@@ -17,6 +17,8 @@ def test_pages_and_the_block_api_record_impressions_and_results_credit_the_order
 ) -> None:
     visitor = stack.visitor()  # a first visit: no profile yet, so nothing recorded
     visitor.track("product_viewed", sku="tent")
+    # The worker stores the batch (and so creates the profile) just after the answer.
+    stack.wait_until_stored()
     visitor.homepage()
     visitor.blocks("hero")
     visitor.track("order_completed", revenue=80.0)
