@@ -202,6 +202,10 @@ SEGMENT_STALE_REQUEST_SECONDS = env_int("SEGMENT_STALE_REQUEST_SECONDS", 30)
 # ingest inbox, and the worker stores its events (personalize.services.accept_messages);
 # with none (the embedded default) the request stores them itself.
 P13N_DEFER_INGEST = env_bool("P13N_DEFER_INGEST", default=not CELERY_TASK_ALWAYS_EAGER)
+# Batches of up to this many messages (a browser's; our snippet sends at most 50)
+# are stored in the request even with a worker: what a visitor just did is then
+# visible to their next page or block request.
+P13N_INLINE_BATCH_MAX = env_int("P13N_INLINE_BATCH_MAX", 50)
 # How often the sweep stores inbox batches whose task never ran.
 PENDING_SWEEP_SECONDS = env_int("PENDING_SWEEP_SECONDS", 5)
 # A gap longer than this between a profile's events starts a new session.

@@ -101,6 +101,9 @@ class PendingBatchAdmin(admin.ModelAdmin[PendingBatch]):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # accepted messages are never dropped by a click
+
     @admin.action(description="Store the selected batches again (after fixing the cause)")
     def store_selected_again(self, request: HttpRequest, queryset: Any) -> None:
         count = store_again(batch_ids=list(queryset.values_list("pk", flat=True)))
@@ -255,7 +258,7 @@ class ProfileAdmin(admin.ModelAdmin[Profile]):
 
     @admin.action(description="Export the selected profiles as JSON (data access request)")
     def export_json(self, request: HttpRequest, queryset: Any) -> HttpResponse:
-        store_pending_batches()  # include what the tracking API accepted before
+        store_pending_batches(wait=True)  # include what the tracking API accepted before
         exports = [profile_export(profile=p) for p in queryset.prefetch_related("identities")]
         response = HttpResponse(
             json.dumps(exports, indent=2, default=str), content_type="application/json"
@@ -266,7 +269,7 @@ class ProfileAdmin(admin.ModelAdmin[Profile]):
     @admin.action(description="Erase the selected profiles and everything derived (GDPR/CCPA)")
     def erase_profiles(self, request: HttpRequest, queryset: Any) -> None:
         # Events accepted before the request must not bring the person back afterwards.
-        store_pending_batches()
+        store_pending_batches(wait=True)
         erased = [profile_erase(profile=p) for p in queryset]
         events = sum(c["events"] for c in erased)
         messages.success(request, f"Erased {len(erased)} profile(s) and {events} event(s).")

@@ -201,9 +201,11 @@ def _ingest(request: HttpRequest, message_type: str | None) -> JsonResponse:
         ingest_messages(source=source, messages=accepted, received_at=received_at)
         return JsonResponse({"success": True}, status=200)
     body: dict[str, Any] = {"success": True, "accepted": len(accepted), "rejected": rejected}
-    if settings.P13N_DEFER_INGEST:
-        # With a worker, the batch is committed to the inbox and stored after the
-        # answer; duplicates are then dropped and counted in the data-quality report.
+    if settings.P13N_DEFER_INGEST and len(accepted) > settings.P13N_INLINE_BATCH_MAX:
+        # A large batch (a server library, a forwarder) is committed to the inbox
+        # and stored by a worker after the answer; duplicates are then dropped and
+        # counted in the data-quality report. A browser's few events are stored
+        # now, so that the next page or block request already sees them.
         accept_messages(source=source, messages=accepted, received_at=received_at)
     else:
         result = ingest_messages(source=source, messages=accepted, received_at=received_at)

@@ -132,6 +132,7 @@ def insert_bound(model: type[Model], values: dict[str, Any]) -> None:
         cursor.execute(
             f"INSERT INTO {quote(model._meta.db_table)} ({names}) VALUES ({placeholders})",
             params,
+            prepare=False,  # no server-side prepared statement: poolers may switch backends
         )
 
 

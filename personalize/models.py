@@ -300,7 +300,8 @@ class PendingBatch(models.Model):
     lost nor stored twice; the scheduled sweep stores any whose task never ran.
     """
 
-    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="+")
+    # PROTECT, as events do: deleting a source must not drop what it sent.
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="+")
     received_at = models.DateTimeField()
     # The validated messages (personalize.tracking.encode_messages).
     messages = models.BinaryField()

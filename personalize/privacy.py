@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from personalize.models import EventMessageId, Profile, RejectedEvent
+from personalize.services import forget_pending_messages
 from personalize.signals import profile_erasing
 from segments.models import Membership, ProfileScore
 
@@ -75,7 +76,7 @@ def profile_exporting_hook(*, profile: Profile, into: dict[str, Any]) -> None:
 @transaction.atomic
 def profile_erase(*, profile: Profile) -> dict[str, int]:
     """Erase the person: events and their message ids, traits, identities,
-    memberships, quarantined messages naming their ids, and (through
+    memberships, quarantined and set-aside inbox messages naming their ids, and (through
     ``profile_erasing``) other apps' rows."""
     ids = list(profile.identities.values_list("value", flat=True))
     rejected = RejectedEvent.objects.none()
@@ -90,6 +91,9 @@ def profile_erase(*, profile: Profile) -> dict[str, int]:
         "rejected_events": rejected.count(),
     }
     rejected.delete()
+    # Inbox batches set aside after failing hold raw messages too (the web paths
+    # stored every other pending batch before calling this).
+    counts["pending_messages"] = forget_pending_messages(ids=ids)
     # Clients may build message ids from the person's ids: forget them too (a
     # retried message after this is stored as new, like any new visit).
     for source_id in profile.events.values_list("source_id", flat=True).distinct():

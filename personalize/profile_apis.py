@@ -66,7 +66,7 @@ class ProfileLookupApi(APIView):
 
     @extend_schema(parameters=ID_PARAMETERS, responses=OutputSerializer)
     def get(self, request: Request) -> Response:
-        store_pending_batches()  # what was accepted before this request is in the answer
+        store_pending_batches(wait=True)  # what was accepted before this request is in the answer
         profile = profile_named_by(request.query_params)
         data = {
             "id": profile.pk,
@@ -88,7 +88,7 @@ class ProfileExportApi(APIView):
 
     @extend_schema(parameters=ID_PARAMETERS, responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
-        store_pending_batches()
+        store_pending_batches(wait=True)
         return Response(profile_export(profile=profile_named_by(request.query_params)))
 
 
@@ -106,6 +106,6 @@ class ProfileEraseApi(APIView):
     def post(self, request: Request) -> Response:
         data = request.data if isinstance(request.data, Mapping) else {}
         # Events accepted before the request must not bring the person back afterwards.
-        store_pending_batches()
+        store_pending_batches(wait=True)
         counts = profile_erase(profile=profile_named_by(data))
         return Response({"erased": counts})

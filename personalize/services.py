@@ -10,7 +10,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
 
-from django.db import OperationalError, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -188,31 +188,40 @@ def _enqueue_pending_batches() -> None:
 PENDING_BATCH_ATTEMPTS = 3
 
 
-def store_pending_batches(*, limit: int | None = None) -> int:
+def store_pending_batches(*, limit: int | None = None, wait: bool = False) -> int:
     """Store the inbox's batches as events, oldest first, each in a transaction
     that also deletes it; return how many were stored.
 
-    Several workers share the inbox: each takes the oldest batch no other holds
-    (``SKIP LOCKED``). Stops when the inbox is empty or after ``limit`` batches
-    were tried. A batch that fails (other than the database being unreachable)
-    keeps its error and is set aside after PENDING_BATCH_ATTEMPTS failures, so
-    that one bad batch cannot hold up those behind it; it is never dropped.
+    Only the batches there at the call: a caller waiting for what was sent
+    before it must not chase new arrivals. Workers share the inbox: each takes
+    the oldest batch no other holds (``SKIP LOCKED``). With ``wait`` (a profile
+    lookup, export or erase, which must see everything accepted before it) a
+    batch another worker holds is waited for instead, so that its events are
+    committed before the caller reads. Stops after ``limit`` batches were tried.
+
+    A batch that fails (other than the database being unreachable) keeps its
+    error and is tried again by a later task; after PENDING_BATCH_ATTEMPTS
+    failures it is set aside (admin: pending batches), so that one bad batch
+    cannot hold up those behind it. It is never dropped.
     """
+    newest = PendingBatch.objects.order_by("-pk").values_list("pk", flat=True).first()
     stored = tried = 0
-    while limit is None or tried < limit:
+    failed: list[int] = []  # not tried again in this call
+    while newest is not None and (limit is None or tried < limit):
         taken: list[int] = []  # the batch being stored, for the error
         tried += 1
         try:
-            done = _retrying_deadlocks(partial(_store_oldest_pending, taken))
-        except OperationalError:
-            raise  # the database is unreachable: the task retries, the batch waits
+            done = _retrying_deadlocks(
+                partial(_store_oldest_pending, newest=newest, skip=failed, wait=wait, taken=taken)
+            )
         except Exception as exc:
-            if not taken:
-                raise
+            if not taken or (isinstance(exc, OperationalError) and not connection.is_usable()):
+                raise  # the database is unreachable: the task retries, the batch waits
             logger.exception("could not store pending batch %d; it stays in the inbox", taken[-1])
             PendingBatch.objects.filter(pk=taken[-1]).update(
                 failed_attempts=F("failed_attempts") + 1, last_error=repr(exc)[:2000]
             )
+            failed.append(taken[-1])
             continue
         if done is None:
             break
@@ -223,12 +232,16 @@ def store_pending_batches(*, limit: int | None = None) -> int:
 
 
 def _store_oldest_pending(
-    taken: list[int],
+    *, newest: int, skip: Sequence[int], wait: bool, taken: list[int]
 ) -> tuple[PendingBatch, list[TrackedMessage], IngestResult] | None:
-    """Store the oldest pending batch no other worker holds (its id goes to ``taken``)."""
+    """Store the oldest pending batch up to ``newest`` (but not in ``skip``); its id
+    goes to ``taken``."""
     batch = (
-        PendingBatch.objects.select_for_update(skip_locked=True)
-        .filter(failed_attempts__lt=PENDING_BATCH_ATTEMPTS)
+        # Lock the batch row only ("of self"): the joined source row must stay free
+        # for the requests and workers of the same source.
+        PendingBatch.objects.select_for_update(skip_locked=not wait, of=("self",))
+        .filter(pk__lte=newest, failed_attempts__lt=PENDING_BATCH_ATTEMPTS)
+        .exclude(pk__in=skip)
         .select_related("source")
         .order_by("pk")
         .first()
@@ -245,6 +258,34 @@ def _store_oldest_pending(
     )
     PendingBatch.objects.filter(pk=batch.pk).delete()
     return batch, messages, result
+
+
+def forget_pending_messages(*, ids: Sequence[str]) -> int:
+    """Remove the messages naming any of ``ids`` from set-aside inbox batches (an
+    erase: they must not bring the person back when stored again); the number
+    of messages removed. Batches left empty are deleted."""
+    wanted = set(ids)
+    removed = 0
+    if not wanted:
+        return removed
+    for batch in PendingBatch.objects.select_for_update().filter(
+        failed_attempts__gte=PENDING_BATCH_ATTEMPTS
+    ):
+        messages = decode_messages(bytes(batch.messages))
+        kept = [
+            m
+            for m in messages
+            if not wanted.intersection((m.anonymous_id, m.user_id, m.previous_id))
+        ]
+        removed += len(messages) - len(kept)
+        if not kept:
+            batch.delete()
+        elif len(kept) < len(messages):
+            # The error may quote the person's data too.
+            PendingBatch.objects.filter(pk=batch.pk).update(
+                messages=encode_messages(kept), size=len(kept), last_error=""
+            )
+    return removed
 
 
 def store_again(*, batch_ids: Sequence[int]) -> int:

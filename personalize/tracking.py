@@ -12,8 +12,8 @@ import json
 import math
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -107,7 +107,7 @@ def _time(data: Mapping[str, Any], key: str) -> datetime | None:
     except ValueError:
         fast = None
     if fast is not None and fast.tzinfo is not None:
-        return fast
+        return _in_utc(key, fast)
     try:
         parsed = parse_datetime(value.replace("Z", "+00:00"))
     except ValueError:
@@ -116,7 +116,16 @@ def _time(data: Mapping[str, Any], key: str) -> datetime | None:
         raise MessageError(key, f"{value[:40]!r} is not an ISO-8601 date-time")
     if parsed.tzinfo is None:
         raise MessageError(key, "must carry a time zone (Z or +00:00)")
-    return parsed
+    # In UTC: the same instant, and an offset with seconds (+05:30:15) would not
+    # survive the inbox's JSON (RFC 3339 offsets have none).
+    return _in_utc(key, parsed)
+
+
+def _in_utc(key: str, value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise MessageError(key, "is outside the range of dates") from None
 
 
 def _check_amounts(properties: Mapping[str, Any]) -> None:
@@ -144,9 +153,21 @@ def _check_amounts(properties: Mapping[str, Any]) -> None:
                     ) from None
 
 
-@functools.lru_cache(maxsize=4096)  # a batch's messages mostly carry the same address
 def anonymize_ip(address: str) -> str:
     """The network, not the host: IPv4 keeps 3 bytes, IPv6 its first 48 bits."""
+    # Kept per address (a batch's messages mostly carry the same one); only
+    # address-sized strings, since context.ip is the client's to fill.
+    if len(address) > MAX_IP_LENGTH:
+        return ""
+    return _anonymize_ip(address)
+
+
+# The longest textual IPv6 address (with an embedded IPv4 and a zone) is about 60.
+MAX_IP_LENGTH = 64
+
+
+@functools.lru_cache(maxsize=4096)
+def _anonymize_ip(address: str) -> str:
     try:
         ip = ipaddress.ip_address(address.strip())
     except ValueError:
@@ -245,7 +266,10 @@ def parse_message(
     timestamp = original or received_at
     if original is not None and sent_at is not None:
         # Correct the client's clock as Segment does.
-        timestamp = received_at - (sent_at - original)
+        try:
+            timestamp = received_at - (sent_at - original)
+        except OverflowError:
+            raise MessageError("sentAt", "is too far from timestamp to correct the clock") from None
     if timestamp > received_at + MAX_FUTURE:
         raise MessageError("timestamp", "is more than a day in the future")
     if timestamp < received_at - MAX_PAST:
@@ -291,16 +315,23 @@ def encode_messages(messages: Sequence[TrackedMessage]) -> bytes:
     try:
         return orjson.dumps(messages)
     except orjson.JSONEncodeError:  # an integer beyond 64 bits: see personalize.codec
-        return json.dumps([asdict(m) for m in messages], default=_plain).encode()
+        return json.dumps([asdict(m) for m in messages], default=_plain, allow_nan=False).encode()
+
+
+_MESSAGE_FIELDS = frozenset(f.name for f in fields(TrackedMessage))
 
 
 def decode_messages(raw: bytes) -> list[TrackedMessage]:
+    """The messages :func:`encode_messages` wrote. Fields a later version added
+    take their defaults, fields it dropped are ignored: batches written by the
+    previous release are still stored during a rolling deploy."""
     messages = []
-    for data in decode_json(raw):
+    for stored in decode_json(raw):
+        data = {k: v for k, v in stored.items() if k in _MESSAGE_FIELDS}
         for name in _TIME_FIELDS:
-            if data[name] is not None:
+            if data.get(name) is not None:
                 data[name] = datetime.fromisoformat(data[name])
-        data["violations"] = tuple(Violation(**v) for v in data["violations"])
-        data["absent_fields"] = tuple(data["absent_fields"])
+        data["violations"] = tuple(Violation(**v) for v in data.get("violations", ()))
+        data["absent_fields"] = tuple(data.get("absent_fields", ()))
         messages.append(TrackedMessage(**data))
     return messages

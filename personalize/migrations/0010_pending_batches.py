@@ -36,7 +36,7 @@ class Migration(migrations.Migration):
                 ('size', models.PositiveIntegerField(help_text='Messages in the batch.')),
                 ('failed_attempts', models.PositiveSmallIntegerField(db_default=0, default=0)),
                 ('last_error', models.TextField(blank=True, db_default='', default='')),
-                ('source', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='personalize.source')),
+                ('source', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='personalize.source')),
             ],
             options={
                 'verbose_name': 'pending batch',

@@ -23,15 +23,23 @@ from personalize.models import (
     Source,
 )
 from personalize.services import store_pending_batches
-from personalize.tracking import TrackedMessage, Violation, decode_messages, encode_messages
-from tests.factories import SourceFactory
+from personalize.tracking import (
+    TrackedMessage,
+    Violation,
+    decode_messages,
+    encode_messages,
+    parse_message,
+)
+from tests.factories import IdentityFactory, SourceFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("deferred")]
 
 
 @pytest.fixture
 def deferred() -> Any:
-    with override_settings(P13N_DEFER_INGEST=True):
+    # Every batch through the inbox, however small (by default a browser's few
+    # events are stored in the request: see the last test).
+    with override_settings(P13N_DEFER_INGEST=True, P13N_INLINE_BATCH_MAX=0):
         yield
 
 
@@ -149,6 +157,12 @@ def test_erasing_a_person_first_stores_what_was_accepted_so_nothing_brings_them_
 
 def test_messages_come_back_from_the_inbox_exactly_as_validated() -> None:
     at = datetime(2026, 11, 20, 10, 0, 1, 123456, tzinfo=UTC)
+    # What a client sent with an offset of seconds, as parse_message keeps it (in UTC).
+    odd_offset = parse_message(
+        {"type": "track", "event": "e", "userId": "u", "timestamp": "2026-11-20T10:00:00+05:30:15"},
+        message_type=None,
+        received_at=at,
+    )
     messages = [
         TrackedMessage(
             type="track",
@@ -176,8 +190,11 @@ def test_messages_come_back_from_the_inbox_exactly_as_validated() -> None:
         ),
     ]
 
+    messages.append(odd_offset)
+
     assert decode_messages(encode_messages(messages)) == messages
     assert decode_messages(encode_messages(messages[1:])) == messages[1:]
+    assert odd_offset.timestamp == datetime(2026, 11, 20, 4, 29, 45, tzinfo=UTC)
 
 
 def test_a_batch_that_keeps_failing_is_set_aside_with_its_error_and_blocks_nothing(
@@ -197,7 +214,10 @@ def test_a_batch_that_keeps_failing_is_set_aside_with_its_error_and_blocks_nothi
         return store(**kwargs)
 
     with mock.patch.object(services, "_store_claimed", side_effect=failing_for_the_first):
+        # One try per task (the sweep comes back later), the batch behind stored at once.
         assert store_pending_batches() == 1
+        for _ in range(services.PENDING_BATCH_ATTEMPTS - 1):
+            assert store_pending_batches() == 0
 
     # The batch behind it was stored; the failing one is kept, set aside, with why.
     assert list(Event.objects.values_list("message_id", flat=True)) == ["m-2"]
@@ -216,3 +236,39 @@ def test_a_batch_that_keeps_failing_is_set_aside_with_its_error_and_blocks_nothi
     assert response.status_code == 302
     assert store_pending_batches() == 1
     assert sorted(Event.objects.values_list("message_id", flat=True)) == ["m-1", "m-2"]
+
+
+def test_a_small_batch_is_stored_in_the_request_and_a_large_one_goes_to_the_inbox(
+    client: Client, source: Source
+) -> None:
+    with override_settings(P13N_INLINE_BATCH_MAX=2):
+        small = _batch(client, source, _view(1), _view(2)).json()
+        large = _batch(client, source, _view(3), _view(4), _view(5)).json()
+
+    assert small == {"success": True, "accepted": 2, "stored": 2, "duplicates": 0, "rejected": []}
+    assert large == {"success": True, "accepted": 3, "rejected": []}
+    assert sorted(Event.objects.values_list("message_id", flat=True)) == ["m-1", "m-2"]
+    assert PendingBatch.objects.get().size == 3
+
+
+def test_erasing_a_person_removes_their_messages_from_set_aside_batches(
+    client: Client, source: Source
+) -> None:
+    import personalize.services as services
+
+    _batch(client, source, {**_view(1), "userId": "u-ada"}, _view(2, visitor="anon-2"))
+    with mock.patch.object(services, "_store_claimed", side_effect=ValueError("bug")):
+        for _ in range(services.PENDING_BATCH_ATTEMPTS):
+            store_pending_batches()
+    assert PendingBatch.objects.get().failed_attempts == services.PENDING_BATCH_ATTEMPTS
+    IdentityFactory.create(value="u-ada", kind=Identity.Kind.USER_ID)
+    _, key = api_key_create(name="dpo")
+
+    response = Client(headers={"Authorization": f"Bearer {key}"}).post(
+        "/api/v1/profiles/erase", {"user_id": "u-ada"}, content_type="application/json"
+    )
+
+    assert response.json()["erased"]["pending_messages"] == 1
+    left = PendingBatch.objects.get()
+    assert [m.anonymous_id for m in decode_messages(bytes(left.messages))] == ["anon-2"]
+    assert (left.size, left.last_error) == (1, "")

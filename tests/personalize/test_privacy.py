@@ -85,6 +85,7 @@ def test_erasing_removes_every_trace_of_the_person_and_nothing_of_others(person:
         "identities": 2,
         "memberships": 1,
         "rejected_events": 1,
+        "pending_messages": 0,
     }
     assert not Profile.objects.filter(pk=person.pk).exists()
     assert Identity.objects.filter(value__in=["u-ada", "a-ada"]).count() == 0

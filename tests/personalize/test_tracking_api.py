@@ -522,12 +522,12 @@ def test_the_full_ip_is_kept_when_configured(settings: Any) -> None:
 
 def _batch_with_literal(source: Source, literal: str) -> str:
     """A batch whose one property is ``literal`` as written (json.dumps could not)."""
-    batch = {"type": "track", "event": "x", "anonymousId": "a", "properties": {"value": "@"}}
+    batch = {"type": "track", "event": "x", "anonymousId": "a", "properties": {"score": "@"}}
     body = json.dumps({"writeKey": source.write_key, "batch": [batch]})
     return body.replace('"@"', literal)
 
 
-@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", "1e400", "-1e400"])
 def test_nan_and_infinity_are_not_json_and_get_400(
     client: Client, source: Source, constant: str
 ) -> None:
@@ -540,14 +540,20 @@ def test_nan_and_infinity_are_not_json_and_get_400(
     assert Event.objects.count() == 0
 
 
-def test_integers_beyond_64_bits_are_json_and_kept(client: Client, source: Source) -> None:
-    big = 2**70 + 1  # a float has not the bits for it
+@pytest.mark.parametrize(
+    "big",
+    [2**70 + 1, -(2**63) - 1],  # a float has not the bits for either (the second has 19 digits)
+)
+def test_integers_beyond_64_bits_are_json_and_kept(
+    client: Client, source: Source, big: int
+) -> None:
     body = _batch_with_literal(source, str(big))
 
     response = client.post("/v1/batch", data=body, content_type="application/json")
 
     assert response.status_code == 200
-    assert Event.objects.get().properties == {"value": big}
+    assert response.json()["rejected"] == []
+    assert Event.objects.get().properties == {"score": big}
 
 
 def test_a_nul_character_rejects_only_its_message_naming_the_field_and_quarantines_it(
@@ -604,3 +610,27 @@ def test_a_nul_character_in_the_batch_context_is_400_naming_it(
         "message": "context.page.title: must not contain the NUL character (\\u0000)",
     }
     assert Event.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "sent_at", "field"),
+    [
+        ("0001-01-01T00:00:00+14:00", "2026-11-20T10:00:00Z", "timestamp"),
+        ("0001-01-01T10:00:00Z", "9999-12-31T23:59:59Z", "sentAt"),
+    ],
+)
+def test_dates_and_clock_corrections_beyond_the_calendar_reject_the_message_naming_the_field(
+    client: Client, source: Source, timestamp: str, sent_at: str, field: str
+) -> None:
+    message = {
+        "type": "track",
+        "event": "x",
+        "anonymousId": "a",
+        "timestamp": timestamp,
+        "sentAt": sent_at,
+    }
+
+    response = _post(client, "/v1/batch", {"batch": [message]}, headers=_basic(source.write_key))
+
+    assert response.status_code == 200
+    assert [entry["field"] for entry in response.json()["rejected"]] == [field]
