@@ -183,8 +183,19 @@ def test_events_accepted_while_the_broker_is_down_are_kept_and_caught_up_by_the_
     broken.start_web(workers=1)
     try:
         visitor = broken.visitor()
-        for _ in range(3):
-            assert visitor.track("product_viewed", category="hiking")["accepted"] == 1
+        # A batch as a server library sends it: larger than a browser's, so it
+        # goes through the inbox; three product views among page views.
+        views = [
+            {"type": "track", "event": "product_viewed", "properties": {"category": "hiking"}}
+        ] * 3
+        pages = [{"type": "page", "name": f"page {n}"} for n in range(60)]
+        answer = visitor.batch(*views, *pages)
+        assert answer == {"success": True, "accepted": 63, "rejected": []}
+        web = broken.processes["uvicorn"]
+        broken.wait_until(
+            "the failed queueing logged",
+            lambda: "could not queue the storing of a pending batch" in web.log(),
+        )
         single = broken.visitor()
         response = single.http.post(
             f"{broken.base_url}/v1/track",
@@ -200,13 +211,14 @@ def test_events_accepted_while_the_broker_is_down_are_kept_and_caught_up_by_the_
     finally:
         broken.stop()
 
-    # Everything answered 200 is in the database, before any worker ran.
+    # The single call was stored in its request.
     rows = stack.query(
         "SELECT count(*) FROM personalize_event WHERE anonymous_id = %s AND name = 'product_viewed'",
         single.anonymous_id,
     )
     assert rows == [(1,)]
-    # Beat's sweep on the healthy stack stores the batches...
+    # The batch waited in the inbox (no task could be queued) until beat's sweep on
+    # the healthy stack stored it...
     stack.wait_until_stored()
     stored = stack.query(
         "SELECT count(*) FROM personalize_event WHERE anonymous_id = %s AND name = 'product_viewed'",
