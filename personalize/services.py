@@ -10,6 +10,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
 
+from django.core.cache import cache
 from django.db import OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -173,15 +174,47 @@ def accept_messages(
         transaction.on_commit(_enqueue_pending_batches)
 
 
+# Set while a task to store the inbox is queued and has not started: a batch
+# committed meanwhile is stored by that task (it reads the inbox when it starts),
+# so its request publishes nothing. One task per busy spell instead of one per
+# request, and a cache write instead of a broker message on the request path.
+# The timeout covers a task lost before it started; beat's sweep covers the rest.
+_WAKEUP_KEY = "pending-batches:task-queued"
+WAKEUP_SECONDS = 10
+
+
 def _enqueue_pending_batches() -> None:
     """Ask a worker to store the inbox; never fail the caller, whose batch is
     committed already: if the broker is down, the scheduled sweep stores it."""
     from personalize.tasks import store_pending_events
 
     try:
+        if not cache.add(_WAKEUP_KEY, 1, timeout=WAKEUP_SECONDS):
+            return
+    except Exception:
+        logger.exception("the cache is unreachable; queueing a task for this batch")
+    try:
         store_pending_events.delay()
     except Exception:
+        _forget_wakeup()
         logger.exception("could not queue the storing of a pending batch; the sweep will")
+
+
+def _forget_wakeup() -> None:
+    try:
+        cache.delete(_WAKEUP_KEY)
+    except Exception:
+        logger.exception("the cache is unreachable")
+
+
+def work_off_pending_batches(*, limit: int) -> int:
+    """What the queued task (and beat's sweep) does: store up to ``limit`` batches,
+    and queue a task for the rest if there are more."""
+    _forget_wakeup()  # from here on, a new batch queues a task of its own
+    stored = store_pending_batches(limit=limit)
+    if stored == limit:
+        _enqueue_pending_batches()
+    return stored
 
 
 # Failures after which a batch is set aside for an operator (admin: pending batches).

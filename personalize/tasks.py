@@ -8,7 +8,7 @@ from django.db import OperationalError
 from personalize import partitions, quality, retention
 
 # A task stores at most this many batches, so that a busy inbox cannot keep a
-# worker from its other work for long; each accepted batch queues a task of its own.
+# worker from its other work for long; it queues a successor for the rest.
 PENDING_BATCHES_PER_TASK = 50
 
 
@@ -47,7 +47,7 @@ def create_event_partitions() -> list[str]:
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
 def store_pending_events() -> int:
-    """Store the batches the tracking API accepted (queued per batch, and swept)."""
-    from personalize.services import store_pending_batches
+    """Store the batches the tracking API accepted (queued after them, and swept)."""
+    from personalize.services import work_off_pending_batches
 
-    return store_pending_batches(limit=PENDING_BATCHES_PER_TASK)
+    return work_off_pending_batches(limit=PENDING_BATCHES_PER_TASK)

@@ -272,3 +272,26 @@ def test_erasing_a_person_removes_their_messages_from_set_aside_batches(
     left = PendingBatch.objects.get()
     assert [m.anonymous_id for m in decode_messages(bytes(left.messages))] == ["anon-2"]
     assert (left.size, left.last_error) == (1, "")
+
+
+def test_batches_committed_while_a_task_is_queued_are_stored_by_it_without_another(
+    client: Client, source: Source, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django.core.cache import cache
+
+    from personalize.tasks import store_pending_events
+
+    cache.clear()
+    with mock.patch.object(store_pending_events, "delay") as delay:
+        with django_capture_on_commit_callbacks(execute=True):
+            _batch(client, source, _view(1))
+        with django_capture_on_commit_callbacks(execute=True):
+            _batch(client, source, _view(2))
+        assert delay.call_count == 1
+
+        # The task, when it runs, stores both; a batch after its start queues anew.
+        assert store_pending_events.apply().get() == 2
+        with django_capture_on_commit_callbacks(execute=True):
+            _batch(client, source, _view(3))
+        assert delay.call_count == 2
+    assert sorted(Event.objects.values_list("message_id", flat=True)) == ["m-1", "m-2"]
