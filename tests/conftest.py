@@ -1,7 +1,13 @@
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+
+import psycopg
 import pytest
 from django.core.management import call_command
+
+from tests.postgresql_runs import POSTGRES_URL
 
 
 @pytest.fixture
@@ -20,3 +26,13 @@ def _fresh_published_catalog() -> None:
 
     forget_published_catalog()
     ProcessCache.forget_all()
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A throwaway PostgreSQL database name for tests.postgresql_runs (pytest-django
+    creates ``test_<name>`` in the subprocess; it is dropped here)."""
+    name = f"p13n_pg_{uuid.uuid4().hex[:12]}"
+    yield name
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "test_{name}" WITH (FORCE)')

@@ -20,16 +20,12 @@ subprocess against a throwaway PostgreSQL database (``--ds`` below).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -44,10 +40,10 @@ from segments.rules.schema import RuleError, criteria_to_json, rule_from_json, r
 from segments.rules.tree import Rule, ScoreDefinition
 from segments.selectors import profile_sessions, profile_snapshot, segment_member_ids
 from segments.services import recompute_due_profiles, recompute_profile
+from tests.postgresql_runs import REPO, pytest_on_postgresql
 from tests.segments.test_sql_compiler import (
     CONTEXTS,
     NAMES,
-    POSTGRES_URL,
     PROPERTY_VALUES,
     T0,
     TIMES,
@@ -58,8 +54,6 @@ from tests.segments.test_sql_compiler import (
     score_definitions,
     trees,
 )
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def storable(rule: Rule) -> bool:
@@ -269,41 +263,14 @@ def test_incremental_time_driven_batch_and_reference_paths_agree(
 # --- the same on PostgreSQL -------------------------------------------------------------
 
 
-@pytest.fixture
-def postgres_database() -> Iterator[str]:
-    """A throwaway PostgreSQL database name (pytest-django creates ``test_<name>``)."""
-    name = f"p13n_paths_{uuid.uuid4().hex[:12]}"
-    yield name
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "test_{name}" WITH (FORCE)')
-
-
 @pytest.mark.stack
 def test_the_paths_agree_on_postgresql(postgres_database: str) -> None:
-    env = {
-        **os.environ,
-        "DATABASE_URL": POSTGRES_URL.rsplit("/", 1)[0] + "/" + postgres_database,
-        "EVALUATION_PATHS_EXAMPLES": os.environ.get("EVALUATION_PATHS_EXAMPLES", "40"),
-    }
-    result = subprocess.run(
+    result = pytest_on_postgresql(
+        postgres_database,
         [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--ds=config.settings_test_postgresql",
-            "--create-db",
             f"{Path(__file__).relative_to(REPO)}::"
-            "test_incremental_time_driven_batch_and_reference_paths_agree",
+            "test_incremental_time_driven_batch_and_reference_paths_agree"
         ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
+        env={"EVALUATION_PATHS_EXAMPLES": os.environ.get("EVALUATION_PATHS_EXAMPLES", "40")},
     )
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert "1 passed" in result.stdout

@@ -60,11 +60,11 @@ from segments.rules.tree import (
 )
 from segments.selectors import profile_sessions, profile_snapshot, segment_member_ids
 from tests.factories import EventFactory, ProfileFactory
+from tests.postgresql_runs import POSTGRES_URL
 
 T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 H = timedelta(hours=1)
 US = timedelta(microseconds=1)
-POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 
 MemberIds = Callable[..., set[int]]
 Scores = Mapping[str, ScoreDefinition]
