@@ -38,6 +38,11 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
@@ -399,6 +404,9 @@ P13N_COOKIE_SECURE = env_bool("P13N_COOKIE_SECURE", default=False)
 # --- Data quality (personalize.quality, docs/data-quality.md) -------------------
 # An event received this long after its own timestamp counts as late.
 P13N_LATE_EVENT_SECONDS = env_int("P13N_LATE_EVENT_SECONDS", 3600)
+# An event older than one already stored for its profile by at most this much is
+# not counted late (clock correction shifts each batch by its own network delay).
+P13N_LATE_EVENT_REORDER_SECONDS = env_float("P13N_LATE_EVENT_REORDER_SECONDS", 1.0)
 # Alerts compare the last complete window of this many hours with the same window
 # on each of the previous days.
 P13N_QUALITY_WINDOW_HOURS = env_int("P13N_QUALITY_WINDOW_HOURS", 1)

@@ -89,10 +89,14 @@ def _late_indexes(
         .annotate(latest=Max("timestamp"))
         .values_list("profile_id", "latest")
     )
+    # Reordered by less than this is not late: the clock correction of each batch
+    # (receivedAt - (sentAt - timestamp)) shifts it by that batch's network delay,
+    # so a client's consecutive batches overlap by milliseconds.
+    reorder = timedelta(seconds=settings.P13N_LATE_EVENT_REORDER_SECONDS)
     for index in on_time:
         latest = latest_before.get(profile_ids[index])
         timestamp = messages[index].timestamp or received_at
-        if latest is not None and timestamp < latest:
+        if latest is not None and timestamp < latest - reorder:
             late.add(index)
     return late
 

@@ -144,6 +144,18 @@ def test_an_event_older_than_one_already_stored_for_the_profile_counts_as_late()
 
 
 @pytest.mark.django_db
+def test_batches_overlapping_by_their_clock_corrections_are_not_late() -> None:
+    source = Source.objects.create(name="site")
+    now = timezone.now()
+    _batch(source, _track("Viewed", "v1", timestamp=now.isoformat()))
+
+    # The next batch's correction put it 30 ms before the last one: not late.
+    _batch(source, _track("Viewed", "v2", timestamp=(now - timedelta(milliseconds=30)).isoformat()))
+
+    assert _counts(source)["Viewed"]["late"] == 0
+
+
+@pytest.mark.django_db
 def test_an_event_received_long_after_its_timestamp_counts_as_late(settings: Any) -> None:
     settings.P13N_LATE_EVENT_SECONDS = 600
     source = Source.objects.create(name="site")
