@@ -203,9 +203,10 @@ SEGMENT_SWEEP_SECONDS = env_int("SEGMENT_SWEEP_SECONDS", 2)
 # A recompute request not picked up by a worker within this long (broker down,
 # worker crashed) is re-run by the sweep.
 SEGMENT_STALE_REQUEST_SECONDS = env_int("SEGMENT_STALE_REQUEST_SECONDS", 30)
-# With a worker, /v1/batch answers once a batch is validated and committed to the
-# ingest inbox, and the worker stores its events (personalize.services.accept_messages);
-# with none (the embedded default) the request stores them itself.
+# With a worker, /v1/batch answers a batch larger than P13N_INLINE_BATCH_MAX once it
+# is validated and committed to the ingest inbox, and the worker stores its events
+# (personalize.services.accept_messages); with none (the embedded default) the
+# request stores every batch itself.
 P13N_DEFER_INGEST = env_bool("P13N_DEFER_INGEST", default=not CELERY_TASK_ALWAYS_EAGER)
 # Batches of up to this many messages (a browser's; our snippet sends at most 50)
 # are stored in the request even with a worker: what a visitor just did is then
