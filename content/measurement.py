@@ -273,28 +273,11 @@ def _record_safely(
     return len(items)
 
 
-# What the worker writes of an impression event, in the order of its rows.
-_IMPRESSION_COLUMNS = (
-    "source_id",
-    "profile_id",
-    "message_id",
-    "type",
-    "name",
-    "properties",
-    "context",
-    "anonymous_id",
-    "user_id",
-    "timestamp",
-    "received_at",
-    "violations",
-)
-
-
 def record_impression_batches(*, batches: list[dict[str, Any]]) -> int:
     """The worker's side: many requests' impressions, one consent query, one ``COPY``
     (``personalize.bulk.insert_values``: no model instances, as ingestion stores events)."""
     from personalize.bulk import insert_values
-    from personalize.services import server_source
+    from personalize.services import EVENT_FIELDS, server_source
     from segments.definitions import ChangedInputs
     from segments.selectors import segment_inputs
     from segments.services import request_recompute
@@ -334,6 +317,8 @@ def record_impression_batches(*, batches: list[dict[str, Any]]) -> int:
                 anonymous_id,
                 user_id,
                 at,
+                None,  # original_timestamp: our own clock, nothing to correct
+                None,  # sent_at
                 at,
                 [],
             )
@@ -341,7 +326,7 @@ def record_impression_batches(*, batches: list[dict[str, Any]]) -> int:
         )
     if not rows:
         return 0
-    insert_values(Event, _IMPRESSION_COLUMNS, rows)
+    insert_values(Event, EVENT_FIELDS, rows)
     # A segment may count impressions (a frequency cap): it must see these too.
     if IMPRESSION_EVENT in segment_inputs().event_names:
         changed = ChangedInputs(event_names=frozenset({IMPRESSION_EVENT}))

@@ -27,7 +27,7 @@ from tests.factories import (
 
 
 @pytest.fixture
-def tested_block(db: None) -> Block:
+def hero_with_results(db: None) -> Block:
     """A hero with variants a and b and a holdout: 120 visitors each, b converts best."""
     block: Block = BlockFactory.create(key="hero-test", slot="hero", title="Hero <test>")
     campers: Segment = SegmentFactory.create(slug="campers", name="Campers")
@@ -50,9 +50,9 @@ def tested_block(db: None) -> Block:
 
 
 def test_staff_see_a_blocks_results_with_tables_charts_and_verdicts(
-    admin_client: Client, tested_block: Block
+    admin_client: Client, hero_with_results: Block
 ) -> None:
-    response = admin_client.get(f"/admin/content/block/{tested_block.pk}/results/")
+    response = admin_client.get(f"/admin/content/block/{hero_with_results.pk}/results/")
 
     assert response.status_code == 200
     html = response.content.decode()
@@ -66,19 +66,21 @@ def test_staff_see_a_blocks_results_with_tables_charts_and_verdicts(
 
 
 def test_the_results_page_is_linked_from_the_block_list_and_change_page(
-    admin_client: Client, tested_block: Block
+    admin_client: Client, hero_with_results: Block
 ) -> None:
-    link = f'href="/admin/content/block/{tested_block.pk}/results/"'
+    link = f'href="/admin/content/block/{hero_with_results.pk}/results/"'
 
     listing = admin_client.get("/admin/content/block/").content.decode()
-    change = admin_client.get(f"/admin/content/block/{tested_block.pk}/change/").content.decode()
+    change = admin_client.get(
+        f"/admin/content/block/{hero_with_results.pk}/change/"
+    ).content.decode()
 
     assert link in listing
     assert link in change
 
 
-def test_visitors_and_staff_without_permission_cannot_see_results(tested_block: Block) -> None:
-    url = f"/admin/content/block/{tested_block.pk}/results/"
+def test_visitors_and_staff_without_permission_cannot_see_results(hero_with_results: Block) -> None:
+    url = f"/admin/content/block/{hero_with_results.pk}/results/"
     visitor = Client()
     customer = Client()
     customer.force_login(User.objects.create_user("customer", password="x"))
@@ -95,8 +97,10 @@ def test_visitors_and_staff_without_permission_cannot_see_results(tested_block: 
     assert editor.get(url).status_code == 200
 
 
-def test_a_bad_period_is_a_400_naming_since(admin_client: Client, tested_block: Block) -> None:
-    response = admin_client.get(f"/admin/content/block/{tested_block.pk}/results/?since=forever")
+def test_a_bad_period_is_a_400_naming_since(admin_client: Client, hero_with_results: Block) -> None:
+    response = admin_client.get(
+        f"/admin/content/block/{hero_with_results.pk}/results/?since=forever"
+    )
 
     assert response.status_code == 400
     assert response.content.decode() == "since: 'forever' is not a period like 30d, 12h or 2w"
@@ -106,7 +110,7 @@ def test_an_unknown_block_is_404(admin_client: Client, db: None) -> None:
     assert admin_client.get("/admin/content/block/999/results/").status_code == 404
 
 
-def test_block_results_command_prints_the_same_figures(tested_block: Block) -> None:
+def test_block_results_command_prints_the_same_figures(hero_with_results: Block) -> None:
     out = StringIO()
 
     call_command("block_results", "--block", "hero-test", "--since", "7d", stdout=out)

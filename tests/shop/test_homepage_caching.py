@@ -13,18 +13,9 @@ from pytest_django import DjangoAssertNumQueries
 
 from personalize.models import Identity, Source
 from shop.models import Category, Product
-from tests.factories import CategoryFactory, IdentityFactory, ProductFactory, ProfileFactory
+from tests.factories import IdentityFactory, ProductFactory, ProfileFactory
 
 WRITE_KEY = re.compile(r'p13n\.load\("([^"]+)"\)')
-
-
-@pytest.fixture
-def tent(db: None) -> Product:
-    camping = CategoryFactory.create(slug="camping", name="Camping")
-    product: Product = ProductFactory.create(
-        slug="tent", name="Tent", category=camping, price=Decimal("289.00")
-    )
-    return product
 
 
 @pytest.fixture

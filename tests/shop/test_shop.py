@@ -11,16 +11,7 @@ from pytest_django import DjangoCaptureOnCommitCallbacks
 from personalize.models import Event, Identity
 from segments.models import Membership
 from shop.models import CartLine, Order, OrderLine, Product
-from tests.factories import CategoryFactory, ProductFactory
-
-
-@pytest.fixture
-def tent(db: None) -> Product:
-    camping = CategoryFactory.create(slug="camping", name="Camping")
-    product: Product = ProductFactory.create(
-        slug="tent", name="Tent", category=camping, price=Decimal("289.00")
-    )
-    return product
+from tests.factories import ProductFactory
 
 
 @pytest.fixture
