@@ -6,21 +6,16 @@ for the 500 profiles of one tracking batch it took longer than everything else
 the request did. :func:`update_rows` sends the same update as one statement
 whose rows travel as one JSON document (PostgreSQL's ``UPDATE … FROM
 json_to_recordset(…)``: orjson writes it in C, where psycopg adapts array
-parameters element by element in Python) or as one ``executemany`` (SQLite,
+parameters element by element in Python; personalize.codec.encode_json) or as one ``executemany`` (SQLite,
 where statements are in-process calls). :func:`insert_rows` stores new rows
 with PostgreSQL's ``COPY``, the fastest way in, where no id needs to come back.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, time
-from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
-import orjson
 import psycopg
 from django.db import connections, router
 from django.db.models import Field, JSONField, Model
@@ -81,7 +76,7 @@ def update_rows(model: type[Model], objs: Sequence[Model], fields: Sequence[str]
                 f"UPDATE {table} AS t SET {assignments} "
                 f"FROM json_to_recordset(%s::json) AS v({record}) "
                 f"WHERE t.{quote(_column(pk))} = v.v0",
-                [encode_rows(rows)],
+                [encode_json(rows).decode()],
             )
         else:
             assignments = ", ".join(f"{column} = %s" for column in columns)
@@ -90,22 +85,6 @@ def update_rows(model: type[Model], objs: Sequence[Model], fields: Sequence[str]
                 [[*(column[n] for column in values), ids[n]] for n in range(len(objs))],
             )
         return cursor.rowcount
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, Decimal | UUID):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def encode_rows(rows: Any) -> str:
-    """Rows as one JSON document for ``json_to_recordset`` (text, as a ::json parameter)."""
-    try:
-        return orjson.dumps(rows, default=_plain).decode()
-    except orjson.JSONEncodeError:  # an integer beyond 64 bits: see personalize.codec
-        return json.dumps(rows, default=_plain, separators=(",", ":"), ensure_ascii=False)
 
 
 def insert_bound(model: type[Model], values: dict[str, Any]) -> None:

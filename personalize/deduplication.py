@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db import connection
 
-from personalize.bulk import encode_rows
+from personalize.codec import encode_json
 from personalize.models import EventMessageId, Source
 
 # SQLite: three parameters a row, well under its limit per statement.
@@ -47,7 +47,7 @@ def claim_message_ids(
 
 
 def _claim_unnest(source: Source, message_ids: list[str], timestamps: list[datetime]) -> set[str]:
-    """One statement whose rows travel as one JSON document (personalize.bulk): no
+    """One statement whose rows travel as one JSON document (personalize.codec): no
     SQL text growing with the batch for PostgreSQL to parse. ORDER BY keeps the
     insertion (locking) order."""
     table = connection.ops.quote_name(EventMessageId._meta.db_table)
@@ -58,7 +58,7 @@ def _claim_unnest(source: Source, message_ids: list[str], timestamps: list[datet
             "SELECT %s, m.id, m.at FROM json_to_recordset(%s::json) AS m(id varchar, at timestamptz) "
             "ORDER BY m.id "
             "ON CONFLICT (source_id, message_id) DO NOTHING RETURNING message_id",
-            [source.pk, encode_rows(rows)],
+            [source.pk, encode_json(rows).decode()],
         )
         return {message_id for (message_id,) in cursor.fetchall()}
 

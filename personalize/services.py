@@ -161,17 +161,18 @@ def accept_messages(
     """
     if not messages:
         return
-    with transaction.atomic():
-        insert_bound(
-            PendingBatch,
-            {
-                "source_id": source.pk,
-                "received_at": received_at,
-                "messages": encode_messages(messages),
-                "size": len(messages),
-            },
-        )
-        transaction.on_commit(_enqueue_pending_batches)
+    # One statement: in autocommit it is committed when the task is asked for
+    # (on_commit runs at once); inside a caller's transaction, after that commits.
+    insert_bound(
+        PendingBatch,
+        {
+            "source_id": source.pk,
+            "received_at": received_at,
+            "messages": encode_messages(messages),
+            "size": len(messages),
+        },
+    )
+    transaction.on_commit(_enqueue_pending_batches)
 
 
 # Set while a task to store the inbox is queued and has not started: a batch
@@ -367,16 +368,7 @@ def _store_claimed(
         insert_values(
             Event,
             EVENT_FIELDS,
-            [
-                _event_row(
-                    source,
-                    profile_ids[i],
-                    messages[i],
-                    messages[i].timestamp or received_at,
-                    received_at,
-                )
-                for i in new_indexes
-            ],
+            [_event_row(source, profile_ids[i], messages[i], received_at) for i in new_indexes],
         )
         result.stored = len(new_indexes)
         result.duplicates = len(messages) - result.stored
@@ -422,8 +414,9 @@ def _store_claimed(
 def _record_quality(
     source: Source, messages: Sequence[TrackedMessage], result: IngestResult, received_at: datetime
 ) -> None:
-    """Count the stored batch for the data-quality report, after its transaction:
-    the counters are shared rows, which a batch must not hold locked meanwhile."""
+    """Count the stored batch for the data-quality report, outside the transaction
+    that stored it: the counters are shared rows, which a batch must not hold
+    locked meanwhile (unless the caller's own transaction holds both)."""
     quality.record_ingest(
         source=source,
         messages=messages,
@@ -434,11 +427,7 @@ def _record_quality(
 
 
 def _event_row(
-    source: Source,
-    profile_id: int,
-    message: TrackedMessage,
-    timestamp: datetime,
-    received_at: datetime,
+    source: Source, profile_id: int, message: TrackedMessage, received_at: datetime
 ) -> tuple[Any, ...]:
     """The values of EVENT_FIELDS for one message."""
     return (
@@ -451,7 +440,7 @@ def _event_row(
         message.context,
         message.anonymous_id,
         message.user_id,
-        timestamp,
+        message.timestamp or received_at,
         message.original_timestamp,
         message.sent_at,
         received_at,

@@ -21,7 +21,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection
 
-from personalize.bulk import encode_rows, insert_rows, update_rows
+from personalize.bulk import insert_rows, update_rows
+from personalize.codec import encode_json
 from personalize.models import Event, Profile, Session
 
 PAGE_TYPES = frozenset({Event.Type.PAGE.value, Event.Type.SCREEN.value})
@@ -149,7 +150,7 @@ def _sessions_within(
                 f"SELECT DISTINCT {columns} FROM {Session._meta.db_table} s "
                 "JOIN json_to_recordset(%s::json) AS r(p bigint, lo timestamptz, hi timestamptz) "
                 "ON s.profile_id = r.p AND s.started_at <= r.hi AND s.ended_at >= r.lo",
-                [encode_rows(ranges)],
+                [encode_json(ranges).decode()],
             )
         )
     reach = {

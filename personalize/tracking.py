@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import json
 import math
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 from django.utils.dateparse import parse_datetime
 
 from personalize.codec import NUL_MESSAGE, decode_json, encode_json, has_nul, nul_path
@@ -315,18 +313,9 @@ def parse_message(
 _TIME_FIELDS = ("timestamp", "original_timestamp", "sent_at")
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
 def encode_messages(messages: Sequence[TrackedMessage]) -> bytes:
     """Validated messages as JSON, for :func:`decode_messages` to restore exactly."""
-    try:
-        return orjson.dumps(messages)
-    except orjson.JSONEncodeError:  # an integer beyond 64 bits: see personalize.codec
-        return json.dumps([asdict(m) for m in messages], default=_plain, allow_nan=False).encode()
+    return encode_json(list(messages))
 
 
 _MESSAGE_FIELDS = frozenset(f.name for f in fields(TrackedMessage))
