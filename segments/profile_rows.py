@@ -57,7 +57,8 @@ def _db_json(model: Any, field: str, value: Any) -> Any:
     return model._meta.get_field(field).get_db_prep_save(value, connection)
 
 
-def _placeholders(count: int) -> str:
+def sql_placeholders(count: int) -> str:
+    """``%s, %s, …``: the parameter markers of an IN list or a VALUES row."""
     return ", ".join(["%s"] * count)
 
 
@@ -143,7 +144,7 @@ def _events_sql(vendor: str, names: int, bounded: bool) -> str:
     sql = (
         f"SELECT {_column(ev, 'id')}, {_column(ev, 'name')}, {_column(ev, 'timestamp')},"
         f" {_column(ev, 'properties')}, {_column(ev, 'context')} FROM {_table(ev)}"
-        f" WHERE {_column(ev, 'profile')} = %s AND {_column(ev, 'name')} IN ({_placeholders(names)})"
+        f" WHERE {_column(ev, 'profile')} = %s AND {_column(ev, 'name')} IN ({sql_placeholders(names)})"
     )
     if bounded:
         sql += f" AND {_column(ev, 'timestamp')} > %s"
@@ -193,7 +194,7 @@ def open_memberships_insert(
         _column(m, name)
         for name in ("profile", "segment", "entered_at", "entry_reason", "exit_reason")
     )
-    rows = ", ".join(f"({_placeholders(5)})" for _ in reasons)
+    rows = ", ".join(f"({sql_placeholders(5)})" for _ in reasons)
     params: list[Any] = []
     empty = _db_json(m, "exit_reason", [])
     for segment_id, reason in reasons.items():
@@ -236,7 +237,7 @@ def _record_evaluation_sql(vendor: str) -> tuple[str, str]:
     columns.append(_column(e, "definitions_version"))
     updates = ", ".join(f"{column} = excluded.{column}" for column in columns[1:])
     upsert = (
-        f"INSERT INTO {_table(e)} ({', '.join(columns)}) VALUES ({_placeholders(6)})"
+        f"INSERT INTO {_table(e)} ({', '.join(columns)}) VALUES ({sql_placeholders(6)})"
         f" ON CONFLICT ({columns[0]}) DO UPDATE SET {updates}"
     )
     return profile_update, upsert

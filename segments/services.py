@@ -638,7 +638,7 @@ def _open_memberships(
         return quote(memberships.get_field(name).column)
 
     reasons = memberships.get_field("entry_reason")
-    placeholders = ", ".join(["%s"] * len(profile_ids))
+    placeholders = profile_rows.sql_placeholders(len(profile_ids))
     profile_pk = quote(profiles.pk.column)
     with connection.cursor() as cursor:
         cursor.execute(
